@@ -1,0 +1,169 @@
+// Package config turns an Atrax config file into typed values.
+//
+// The file is the seed's JSON (port, host, auth, mcpServers) written as JWCC:
+// comments and trailing commas are allowed. ${VAR} and ${VAR:-default} work in
+// every string. Every error names the key path it is about
+// ("mcpServers.github.command: required"), and nothing falls back silently to
+// a default: an unknown key, a bad type or an unset variable is an error.
+//
+// Nothing else in Atrax parses config; the control plane and the edge take
+// the values from here.
+package config
+
+import "time"
+
+// Defaults for keys a file leaves out. Each is documented in
+// docs/configuration.md.
+const (
+	DefaultPort                = 4000
+	DefaultHost                = "127.0.0.1"
+	DefaultControlPlaneAddress = "127.0.0.1:4001"
+	DefaultTokenTTL            = time.Hour
+	DefaultMaxTokenTTL         = 24 * time.Hour
+	DefaultIssuer              = "atrax"
+	DefaultAudience            = "atrax"
+	DefaultSeparator           = "__"
+	DefaultCallTimeout         = 5 * time.Minute
+)
+
+// Auth types.
+const (
+	AuthNone  = "none"
+	AuthToken = "token"
+	AuthJWT   = "jwt"
+)
+
+// Transport types of an upstream server.
+const (
+	TransportStdio = "stdio"
+	TransportSSE   = "sse"
+	TransportHTTP  = "http"
+)
+
+// Config is a whole config file, loaded and validated.
+type Config struct {
+	// Path is the file the config was read from.
+	Path string
+	// Port and Host are the edge's public listener (the seed's one port).
+	Port int
+	Host string
+	Auth Auth
+	// ControlPlane says where the control plane listens and how edges reach it.
+	ControlPlane ControlPlane
+	// DataDir holds the embedded store; empty means "atrax-data" beside the
+	// config file.
+	DataDir     string
+	Namespacing Namespacing
+	// Servers are the mcpServers entries in file order (the order conflict
+	// strategies use). Their strings are kept as written, ${VAR} unexpanded:
+	// the edge expands them from its own environment when it starts a server.
+	Servers []Server
+}
+
+// Auth is the "auth" object.
+type Auth struct {
+	// Type is AuthNone, AuthToken or AuthJWT.
+	Type string
+	// Tokens are the static tokens: options.token (named "default") and the
+	// entries of options.tokens. Secrets are expanded.
+	Tokens []StaticToken
+	// Clients may exchange an id and secret for a JWT at /auth.
+	Clients []Client
+	// TTL is the default lifetime of an issued token (options.ttl).
+	TTL time.Duration
+	// MaxTTL caps a lifetime a caller asks for (options.maxTtl).
+	MaxTTL time.Duration
+	// Issuer and Audience are the iss and aud of issued tokens.
+	Issuer   string
+	Audience string
+}
+
+// Grant is what a credential allows. Scopes holds "admin" and "edge"; Servers
+// and Tools are allow-lists of names with "*" patterns, matched against the
+// names clients see. A nil Servers or Tools means all.
+type Grant struct {
+	Scopes  []string
+	Servers []string
+	Tools   []string
+}
+
+// StaticToken is a fixed bearer token from the config.
+type StaticToken struct {
+	// Name identifies the token in logs and audit entries (never the secret).
+	Name  string
+	Token string
+	Grant
+}
+
+// Client is an OAuth 2 client-credentials client.
+type Client struct {
+	ID     string
+	Secret string
+	Grant
+}
+
+// ControlPlane is the "controlPlane" object.
+type ControlPlane struct {
+	// Address is where the control plane serves gRPC and where edges dial it.
+	Address string
+	// Token is the credential an edge presents; in token mode it defaults to
+	// the first static token.
+	Token string
+	// AllowCommands says whether stdio servers may be created or changed
+	// through the API: all commands, a list of allowed commands, or none.
+	AllowCommands AllowCommands
+}
+
+// AllowCommands is controlPlane.allowCommands: true, false, or a list.
+type AllowCommands struct {
+	All      bool
+	Commands []string
+}
+
+// Allowed reports whether command may be run by a server created through the
+// API.
+func (a AllowCommands) Allowed(command string) bool {
+	if a.All {
+		return true
+	}
+	for _, c := range a.Commands {
+		if c == command {
+			return true
+		}
+	}
+	return false
+}
+
+// Namespacing is the top-level "namespacing" object.
+type Namespacing struct {
+	Mode      string // "always" (default), "conditional" or "never"
+	Separator string // DefaultSeparator when absent
+	Conflict  string // "first-wins" (default), "last-wins", "prefer-server", "rename", "reject"
+	Prefer    []string
+}
+
+// Server is one mcpServers entry. Strings are as written (${VAR} kept).
+type Server struct {
+	Name          string
+	TransportType string // as written; empty means inferred (see Transport)
+	Command       string
+	Args          []string
+	Env           map[string]string
+	Cwd           string
+	URL           string
+	Headers       map[string]string
+	Description   string
+	Tags          []string
+	Disabled      bool
+	Tools         ToolFilter
+	Prefix        string
+	Timeout       string // a duration string; empty means DefaultCallTimeout
+	Isolation     string // "shared" (default) or "session"
+	PinTools      bool
+}
+
+// ToolFilter is a server's "tools" object.
+type ToolFilter struct {
+	Allow []string
+	Deny  []string
+}
