@@ -20,6 +20,8 @@ var (
 	// ErrSchemaTooNew means the store was written by a newer Atrax whose
 	// schema this binary does not know.
 	ErrSchemaTooNew = errors.New("store schema is newer than this binary supports")
+	// ErrInvalidCursor means an audit cursor did not come from ListAudit.
+	ErrInvalidCursor = errors.New("invalid cursor")
 )
 
 // Store is durable state. Every write is durable before it returns and bumps

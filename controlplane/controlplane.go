@@ -1,0 +1,266 @@
+// Package controlplane runs the Atrax control plane: the gRPC API (atrax.v1
+// with reflection and grpc.health.v1) over the server registry, the token
+// issuer and the embedded store, and the Sync streams that feed the edges.
+//
+// It never imports the edge: edges reach it only through the gRPC API, so
+// one control plane can feed many edges in other processes.
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+	"github.com/atrax-mcp/atrax/controlplane/fleet"
+	"github.com/atrax-mcp/atrax/controlplane/grpcauth"
+	"github.com/atrax-mcp/atrax/controlplane/issuer"
+	"github.com/atrax-mcp/atrax/controlplane/registry"
+	"github.com/atrax-mcp/atrax/controlplane/service"
+	"github.com/atrax-mcp/atrax/controlplane/snapshot"
+	"github.com/atrax-mcp/atrax/controlplane/store"
+	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
+	"github.com/atrax-mcp/atrax/internal/authconf"
+	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/config"
+)
+
+// StoreFile is the embedded store's file name inside the data directory.
+const StoreFile = "atrax.db"
+
+// Options configure Run.
+type Options struct {
+	// Config is the loaded config file.
+	Config *config.Config
+	// Listener, when set, is used instead of listening on
+	// Config.ControlPlane.Address (tests pass 127.0.0.1:0).
+	Listener net.Listener
+	// ServiceTokens are accepted in every auth mode; `atrax serve` gives one
+	// with the edge scope to the edge it runs.
+	ServiceTokens []authn.StaticToken
+	// TLS, when set, makes the gRPC listener serve TLS.
+	TLS *tls.Config
+	// Version is reported by GetHealth and GetStatus.
+	Version string
+	Logger  *slog.Logger
+	// Ready, when set, is called with the listening address once the
+	// control plane serves.
+	Ready func(net.Addr)
+}
+
+// pruneEvery is how often expired revocations are forgotten.
+const pruneEvery = time.Hour
+
+// Run serves the control plane until ctx ends, then stops gracefully and
+// closes the store. It returns only after everything it started has ended.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := opts.Config
+	dataDir := cfg.DataDirPath()
+	st, err := boltstore.Open(filepath.Join(dataDir, StoreFile), boltstore.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	cp, err := newPlane(ctx, opts, st, log)
+	if err != nil {
+		return err
+	}
+
+	lis := opts.Listener
+	if lis == nil {
+		lis, err = net.Listen("tcp", cfg.ControlPlane.Address)
+		if err != nil {
+			return fmt.Errorf("listen on controlPlane.address %s: %w", cfg.ControlPlane.Address, err)
+		}
+	}
+	srv := cp.grpcServer(opts.TLS)
+	log.Info("control plane serving", "address", lis.Addr().String(), "data", dataDir)
+	if opts.Ready != nil {
+		opts.Ready(lis.Addr())
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	ticker := time.NewTicker(pruneEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serve gRPC: %w", err)
+		case <-ticker.C:
+			if err := cp.issuer.Prune(ctx); err != nil {
+				log.Error("prune revocations", "err", err)
+			}
+		case <-ctx.Done():
+			log.Info("control plane stopping")
+			cp.health.Shutdown()
+			stopGracefully(srv, 10*time.Second)
+			if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("serve gRPC: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+// stopGracefully lets in-flight RPCs finish, but no longer than grace:
+// Sync and Watch streams never finish by themselves.
+func stopGracefully(srv *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		srv.Stop()
+		<-done
+	}
+}
+
+// plane is the control plane's wired parts.
+type plane struct {
+	opts      Options
+	log       *slog.Logger
+	store     store.Store
+	verifier  *authn.Verifier
+	registry  *registry.Registry
+	issuer    *issuer.Issuer
+	snapshots *snapshot.Publisher
+	fleet     *fleet.Fleet
+	health    *health.Server
+	started   time.Time
+}
+
+func newPlane(ctx context.Context, opts Options, st store.Store, log *slog.Logger) (*plane, error) {
+	cfg := opts.Config
+	p := &plane{opts: opts, log: log, store: st, fleet: fleet.New(nil), health: health.NewServer(), started: time.Now()}
+	p.verifier = authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...))
+
+	// Snapshots are rebuilt after every change; until the publisher exists
+	// (during start-up) there is nobody to tell.
+	rebuild := func() {
+		if p.snapshots == nil {
+			return
+		}
+		if err := p.snapshots.Rebuild(); err != nil {
+			log.Error("rebuild edge snapshot", "err", err)
+		}
+	}
+	var err error
+	p.registry, err = registry.Open(ctx, registry.Options{
+		Store:         st,
+		Config:        cfg.Servers,
+		AllowCommands: cfg.ControlPlane.AllowCommands,
+		OnChange:      rebuild,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var clients []issuer.Client
+	for _, c := range cfg.Auth.Clients {
+		clients = append(clients, issuer.Client{ID: c.ID, Secret: c.Secret, Scopes: c.Scopes, Servers: c.Servers, Tools: c.Tools})
+	}
+	p.issuer, err = issuer.New(ctx, issuer.Options{
+		Store:    st,
+		Verifier: p.verifier,
+		Clients:  clients,
+		Issuer:   cfg.Auth.Issuer,
+		Audience: cfg.Auth.Audience,
+		TTL:      cfg.Auth.TTL,
+		MaxTTL:   cfg.Auth.MaxTTL,
+		OnChange: rebuild,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.issuer.Prune(ctx); err != nil {
+		return nil, err
+	}
+	p.snapshots, err = snapshot.NewPublisher(p.buildSnapshot)
+	if err != nil {
+		return nil, fmt.Errorf("build first snapshot: %w", err)
+	}
+	return p, nil
+}
+
+// buildSnapshot reads every source after its write completed; the store's
+// revision, read last, is therefore at least as new as the content.
+func (p *plane) buildSnapshot() (*atraxv1.Snapshot, error) {
+	servers, _ := p.registry.List()
+	ns := p.opts.Config.Namespacing
+	s := &atraxv1.Snapshot{
+		Servers: servers,
+		Namespacing: &atraxv1.Namespacing{
+			Mode: ns.Mode, Separator: ns.Separator, Conflict: ns.Conflict, Prefer: ns.Prefer,
+		},
+		TokenIssuer:   p.opts.Config.Auth.Issuer,
+		TokenAudience: p.opts.Config.Auth.Audience,
+	}
+	for _, k := range p.issuer.PublicKeys() {
+		s.VerificationKeys = append(s.VerificationKeys, &atraxv1.VerificationKey{
+			Kid: k.ID, Algorithm: authn.Algorithm, PublicKey: k.Key, CreateTime: timestamppb.New(k.Created),
+		})
+	}
+	for jti, exp := range p.issuer.Revocations() {
+		s.Revocations = append(s.Revocations, &atraxv1.Revocation{Jti: jti, ExpireTime: timestamppb.New(exp)})
+	}
+	for _, k := range p.issuer.SealKeys() {
+		s.SealKeys = append(s.SealKeys, &atraxv1.SealKey{Id: k.ID, Key: k.Key, CreateTime: timestamppb.New(k.Created)})
+	}
+	rev, err := p.store.Revision(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	s.Version = rev
+	return s, nil
+}
+
+// Policy is the access level of every atrax.v1 method. Methods not listed
+// need the admin scope.
+var policy = grpcauth.Policy{
+	atraxv1.StatusService_GetHealth_FullMethodName:     grpcauth.Public,
+	atraxv1.StatusService_GetStatus_FullMethodName:     grpcauth.Public,
+	atraxv1.AuthService_IssueToken_FullMethodName:      grpcauth.Public,
+	atraxv1.AuthService_ListSigningKeys_FullMethodName: grpcauth.Public,
+	atraxv1.EdgeService_Sync_FullMethodName:            grpcauth.Edge,
+}
+
+func (p *plane) grpcServer(tlsConfig *tls.Config) *grpc.Server {
+	auth := &grpcauth.Interceptors{Verifier: p.verifier, Policy: policy}
+	var sopts []grpc.ServerOption
+	sopts = append(sopts, grpc.ChainUnaryInterceptor(auth.Unary()), grpc.ChainStreamInterceptor(auth.Stream()))
+	if tlsConfig != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	}
+	srv := grpc.NewServer(sopts...)
+	audit := &service.Auditor{Store: p.store, Logger: p.log}
+	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit})
+	atraxv1.RegisterAuthServiceServer(srv, &service.Auth{Issuer: p.issuer, Audit: audit})
+	atraxv1.RegisterStatusServiceServer(srv, &service.Status{Registry: p.registry, Fleet: p.fleet, Version: p.opts.Version, Started: p.started})
+	atraxv1.RegisterEdgeServiceServer(srv, &service.Edges{Snapshots: p.snapshots, Fleet: p.fleet, Store: p.store, Logger: p.log})
+	atraxv1.RegisterAuditServiceServer(srv, &service.AuditLog{Store: p.store})
+	healthpb.RegisterHealthServer(srv, p.health)
+	reflection.Register(srv)
+	return srv
+}

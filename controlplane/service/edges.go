@@ -1,0 +1,102 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+	"github.com/atrax-mcp/atrax/controlplane/fleet"
+	"github.com/atrax-mcp/atrax/controlplane/snapshot"
+	"github.com/atrax-mcp/atrax/controlplane/store"
+)
+
+// Edges implements atraxv1.EdgeServiceServer.
+type Edges struct {
+	atraxv1.UnimplementedEdgeServiceServer
+	Snapshots *snapshot.Publisher
+	Fleet     *fleet.Fleet
+	Store     store.Store
+	Logger    *slog.Logger
+}
+
+var _ atraxv1.EdgeServiceServer = (*Edges)(nil)
+
+// Sync sends the current snapshot after the edge's hello and each newer one
+// after that, while a reader takes the edge's reports and audit events.
+func (e *Edges) Sync(stream atraxv1.EdgeService_SyncServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil || hello.GetEdgeId() == "" {
+		return status.Error(codes.InvalidArgument, "the first message of a Sync stream must be a hello with an edge_id")
+	}
+	log := e.Logger.With("edge", hello.GetEdgeId())
+	disconnect := e.Fleet.Connect(hello)
+	defer disconnect()
+	log.Info("edge connected", "address", hello.GetAddress(), "version", hello.GetVersion())
+	defer log.Info("edge disconnected")
+
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- e.read(ctx, hello.GetEdgeId(), stream, log)
+		cancel()
+	}()
+
+	wake, unsubscribe := e.Snapshots.Subscribe()
+	defer unsubscribe()
+	sent := int64(-1)
+	for {
+		if cur := e.Snapshots.Current(); cur.GetVersion() != sent {
+			if err := stream.Send(&atraxv1.SyncResponse{Snapshot: cur}); err != nil {
+				return err
+			}
+			sent = cur.GetVersion()
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			select {
+			case err := <-readErr:
+				if err == nil || errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			default:
+				return nil
+			}
+		}
+	}
+}
+
+func (e *Edges) read(ctx context.Context, edgeID string, stream atraxv1.EdgeService_SyncServer, log *slog.Logger) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := msg.GetMessage().(type) {
+		case *atraxv1.SyncRequest_Report:
+			e.Fleet.Report(edgeID, m.Report)
+		case *atraxv1.SyncRequest_Audit:
+			for _, ev := range m.Audit.GetEvents() {
+				ev.EdgeId = edgeID
+			}
+			if err := e.Store.AppendAudit(context.WithoutCancel(ctx), m.Audit.GetEvents()); err != nil {
+				log.Error("audit events from edge not recorded", "count", len(m.Audit.GetEvents()), "err", err)
+			}
+		case *atraxv1.SyncRequest_Hello:
+			return status.Error(codes.InvalidArgument, "a Sync stream takes one hello, first")
+		default:
+			return status.Error(codes.InvalidArgument, "unknown Sync message")
+		}
+	}
+}

@@ -1,0 +1,93 @@
+// Package service implements the atrax.v1 gRPC services over the registry,
+// the issuer, the fleet and the store. It is the one place where domain
+// errors become gRPC status codes (and, through grpc-gateway, HTTP
+// statuses).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/atrax-mcp/atrax/controlplane/issuer"
+	"github.com/atrax-mcp/atrax/controlplane/registry"
+	"github.com/atrax-mcp/atrax/controlplane/store"
+)
+
+// ErrorDomain names Atrax in google.rpc.ErrorInfo details.
+const ErrorDomain = "atrax.dev"
+
+// toStatus maps a domain error to a gRPC status. The message is the error's
+// own text, which the domain packages keep free of secrets.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, registry.ErrInvalid):
+		return invalidArgument(err)
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, registry.ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, registry.ErrReadOnly):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, registry.ErrCommandNotAllowed):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, registry.ErrWatchLagged):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, issuer.ErrInvalidClient):
+		return oauthError(codes.Unauthenticated, issuer.ErrInvalidClient, err)
+	case errors.Is(err, issuer.ErrInvalidScope):
+		return oauthError(codes.InvalidArgument, issuer.ErrInvalidScope, err)
+	case errors.Is(err, issuer.ErrUnsupportedGrantType):
+		return oauthError(codes.InvalidArgument, issuer.ErrUnsupportedGrantType, err)
+	case errors.Is(err, issuer.ErrInvalidRequest):
+		return oauthError(codes.InvalidArgument, issuer.ErrInvalidRequest, err)
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// invalidArgument carries each field problem as a BadRequest violation.
+func invalidArgument(err error) error {
+	st := status.New(codes.InvalidArgument, err.Error())
+	br := &errdetails.BadRequest{}
+	for _, fe := range registry.FieldErrors(err) {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: fe.Path, Description: fe.Msg})
+	}
+	if len(br.FieldViolations) > 0 {
+		if d, derr := st.WithDetails(br); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
+// oauthError carries the OAuth 2 error code (RFC 6749 section 5.2) as the
+// ErrorInfo reason, which the edge turns into the OAuth error body of /auth.
+func oauthError(code codes.Code, kind, err error) error {
+	st := status.New(code, err.Error())
+	if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: kind.Error(), Domain: ErrorDomain}); derr == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+func required(field string) error {
+	return invalidArgument(&registry.FieldError{Path: field, Msg: "required"})
+}
+
+func badField(field, format string, args ...any) error {
+	return invalidArgument(&registry.FieldError{Path: field, Msg: fmt.Sprintf(format, args...)})
+}

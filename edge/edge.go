@@ -1,0 +1,241 @@
+// Package edge runs an Atrax edge: the public HTTP port that MCP clients and
+// REST clients reach. It serves the seed's endpoints (/health, /status,
+// /auth, /servers/*), checks tokens with the same verifier as the control
+// plane, and follows the control plane's Sync stream.
+//
+// The edge reaches the control plane only through the gRPC API (gen/) and
+// the shared token verifier; it never imports the control plane.
+package edge
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+	"github.com/atrax-mcp/atrax/edge/httpauth"
+	"github.com/atrax-mcp/atrax/edge/restgw"
+	"github.com/atrax-mcp/atrax/edge/watch"
+	"github.com/atrax-mcp/atrax/internal/authconf"
+	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/config"
+)
+
+// Options configure Run.
+type Options struct {
+	// Config is the loaded config file: the public host and port, auth, and
+	// where the control plane is.
+	Config *config.Config
+	// Listener, when set, is used instead of listening on Config's host and
+	// port (tests pass 127.0.0.1:0).
+	Listener net.Listener
+	// ControlPlaneToken is the token the edge presents to the control
+	// plane; Config.ControlPlane.Token when empty.
+	ControlPlaneToken string
+	// ServiceTokens are accepted in every auth mode (see authn.Options).
+	ServiceTokens []authn.StaticToken
+	// ControlPlaneTLS, when set, dials the control plane over TLS.
+	ControlPlaneTLS *tls.Config
+	// TLS, when set, makes the public listener serve HTTPS.
+	TLS *tls.Config
+	// Version is reported by /health and in the Sync hello.
+	Version string
+	Logger  *slog.Logger
+	// Ready, when set, is called with the public address once the edge
+	// serves.
+	Ready func(net.Addr)
+}
+
+// shutdownGrace bounds how long in-flight requests may take at shutdown.
+const shutdownGrace = 10 * time.Second
+
+// Run serves the edge until ctx ends. It returns only after everything it
+// started has ended.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := opts.Config
+	token := opts.ControlPlaneToken
+	if token == "" {
+		token = cfg.ControlPlane.Token
+	}
+	if token == "" && cfg.Auth.Type != config.AuthNone {
+		return errors.New("the edge has no credential for the control plane: set controlPlane.token")
+	}
+
+	e := &edgeServer{
+		log:      log,
+		version:  opts.Version,
+		verifier: authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...)),
+		id:       newEdgeID(),
+	}
+
+	creds := insecure.NewCredentials()
+	if opts.ControlPlaneTLS != nil {
+		creds = credentials.NewTLS(opts.ControlPlaneTLS)
+	}
+	conn, err := grpc.NewClient(cfg.ControlPlane.Address, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("control plane at %s: %w", cfg.ControlPlane.Address, err)
+	}
+	defer conn.Close()
+
+	lis := opts.Listener
+	if lis == nil {
+		addr := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
+		lis, err = net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (host and port in the config): %w", addr, err)
+		}
+	}
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+		lis = tls.NewListener(lis, opts.TLS)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rest, err := restgw.New(ctx, conn)
+	if err != nil {
+		return err
+	}
+	e.watcher = watch.New(watch.Options{
+		Client: atraxv1.NewEdgeServiceClient(conn),
+		Token:  token,
+		Hello: &atraxv1.EdgeHello{
+			EdgeId:    e.id,
+			Address:   scheme + "://" + lis.Addr().String(),
+			Version:   opts.Version,
+			StartTime: timestamppb.Now(),
+		},
+		Apply:  e.apply,
+		Logger: log.With("part", "sync"),
+	})
+
+	srv := &http.Server{
+		Handler:           e.routes(rest),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = e.watcher.Run(ctx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	log.Info("edge serving", "address", lis.Addr().String(), "edge_id", e.id, "control_plane", cfg.ControlPlane.Address)
+	if opts.Ready != nil {
+		opts.Ready(lis.Addr())
+	}
+
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+		log.Info("edge stopping")
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		if serr := srv.Shutdown(sctx); serr != nil {
+			log.Warn("in-flight requests cut off at shutdown", "err", serr)
+			srv.Close()
+		}
+		scancel()
+		<-serveErr
+		err = nil
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// edgeServer is the edge's wired parts.
+type edgeServer struct {
+	log      *slog.Logger
+	version  string
+	id       string
+	verifier *authn.Verifier
+	watcher  *watch.Watcher
+}
+
+// newEdgeID returns an id unique to this process: the host name, for
+// operators, and random bytes, so that a restarted edge is a new edge.
+func newEdgeID() string {
+	host, _ := os.Hostname()
+	host = strings.ToLower(strings.Split(host, ".")[0])
+	if host == "" {
+		host = "edge"
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// apply takes a new snapshot into use.
+func (e *edgeServer) apply(s *atraxv1.Snapshot) {
+	keys := map[string]ed25519.PublicKey{}
+	for _, k := range s.GetVerificationKeys() {
+		if k.GetAlgorithm() != authn.Algorithm || len(k.GetPublicKey()) != ed25519.PublicKeySize {
+			e.log.Error("snapshot carries a verification key this edge cannot use; skipped", "kid", k.GetKid(), "algorithm", k.GetAlgorithm())
+			continue
+		}
+		keys[k.GetKid()] = ed25519.PublicKey(k.GetPublicKey())
+	}
+	e.verifier.SetKeys(keys)
+	revoked := map[string]time.Time{}
+	for _, r := range s.GetRevocations() {
+		revoked[r.GetJti()] = r.GetExpireTime().AsTime()
+	}
+	e.verifier.SetRevocations(revoked)
+	e.log.Info("snapshot applied", "version", s.GetVersion(), "servers", len(s.GetServers()))
+}
+
+// routes is the edge's URL space. The control plane's REST paths go to the
+// gateway, which forwards them with the caller's token; the control plane's
+// interceptors decide. /health is answered here, for this process. Every
+// other path needs a valid token before it is even told that it does not
+// exist.
+func (e *edgeServer) routes(rest http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", e.health)
+	for _, p := range []string{"/status", "/auth", "/auth/", "/servers", "/servers/", "/audit", "/.well-known/jwks.json"} {
+		mux.Handle(p, rest)
+	}
+	mux.Handle("/", httpauth.Require(e.verifier, http.NotFoundHandler()))
+	return mux
+}
+
+func (e *edgeServer) health(w http.ResponseWriter, r *http.Request) {
+	cp := "disconnected"
+	if e.watcher.Connected() {
+		cp = "connected"
+	}
+	body, _ := protojson.Marshal(&atraxv1.GetHealthResponse{
+		Status: "ok", Component: "edge", Version: e.version, ControlPlane: cp,
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,145 @@
+// Package authn is the one token verifier of Atrax. The control plane's gRPC
+// interceptors and the edge's HTTP middleware both call it, so a token means
+// the same thing on every path: static tokens from the config (compared in
+// constant time), JWTs issued by the control plane (Ed25519 with a key id,
+// the algorithm pinned, iss/aud/exp/nbf checked, revocable by jti), and the
+// anonymous principal of a gateway running without auth on loopback.
+//
+// Scopes are checked where decisions are made; this package only says who a
+// caller is and what it was granted.
+package authn
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Scopes a principal can hold besides its server and tool allow-lists.
+const (
+	// ScopeAdmin allows managing servers, tokens and keys, and reading the
+	// audit log.
+	ScopeAdmin = "admin"
+	// ScopeEdge allows opening the Sync stream an edge runs on.
+	ScopeEdge = "edge"
+)
+
+// Kind says how a principal authenticated.
+type Kind string
+
+// Kinds of principal.
+const (
+	KindAnonymous Kind = "anonymous" // auth.type none
+	KindStatic    Kind = "static"    // a static token from the config
+	KindJWT       Kind = "jwt"       // a token issued by the control plane
+)
+
+// Principal is a verified caller.
+type Principal struct {
+	// Subject names the caller: "static:NAME", "client:ID" or "anonymous".
+	// It is safe to log; it is never the token.
+	Subject string
+	Kind    Kind
+	// TokenID is the jti of a JWT, empty otherwise.
+	TokenID string
+	// Scopes holds ScopeAdmin and ScopeEdge as granted.
+	Scopes []string
+	// Servers and Tools are allow-lists of patterns ("*" wildcards) matched
+	// against the names clients see. Empty allows nothing.
+	Servers []string
+	Tools   []string
+	// ExpiresAt is when the credential stops working; zero for static tokens.
+	ExpiresAt time.Time
+}
+
+// HasScope reports whether p was granted scope.
+func (p *Principal) HasScope(scope string) bool {
+	if p == nil {
+		return false
+	}
+	for _, s := range p.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsServer reports whether p may use the server named name.
+func (p *Principal) AllowsServer(name string) bool {
+	return p != nil && MatchAny(p.Servers, name)
+}
+
+// AllowsTool reports whether p may see and call the tool, prompt or other
+// named item whose client-visible name is name.
+func (p *Principal) AllowsTool(name string) bool {
+	return p != nil && MatchAny(p.Tools, name)
+}
+
+// SameAs reports whether q is the same caller as p: a session opened by p may
+// be driven by q. A renewed JWT of the same client is the same caller; any
+// other token is not.
+func (p *Principal) SameAs(q *Principal) bool {
+	return p != nil && q != nil && p.Kind == q.Kind && p.Subject == q.Subject
+}
+
+// All is the allow-list that matches every name.
+var all = []string{"*"}
+
+// AllowAll returns a fresh allow-list that matches every name.
+func AllowAll() []string { return append([]string(nil), all...) }
+
+// Match reports whether name matches pattern, in which "*" matches any run of
+// characters (including none) and every other character matches itself.
+func Match(pattern, name string) bool {
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, pattern[:star]) {
+		return false
+	}
+	rest, name := pattern[star+1:], name[star:]
+	if rest == "" {
+		return true
+	}
+	// Try every position for the rest of the pattern. Patterns are short
+	// config strings, so the backtracking stays cheap.
+	for i := 0; i <= len(name); i++ {
+		if Match(rest, name[i:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchAny reports whether name matches any of patterns.
+func MatchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if Match(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Covers reports whether every name that requested matches is also matched
+// by one of patterns, so that a token narrowed to requested grants no more
+// than patterns did. With "*" the only wildcard this holds exactly when some
+// pattern matches requested read as a literal string.
+func Covers(patterns []string, requested string) bool {
+	return MatchAny(patterns, requested)
+}
+
+type principalKey struct{}
+
+// NewContext returns a context carrying p.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal in ctx, or nil.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}

@@ -1,0 +1,57 @@
+package config
+
+import "github.com/tailscale/hujson"
+
+// controlPlane decodes the "controlPlane" object. It reports whether the
+// address is usable (for the loopback check of auth "none") and whether a
+// token was given (else token mode fills it in).
+func (d *decoder) controlPlane(path string, v *hujson.Value) (cp ControlPlane, addressOK, tokenSet bool) {
+	cp.Address = DefaultControlPlaneAddress
+	addressOK = true
+	members, ok := d.object(path, v)
+	if !ok {
+		return cp, addressOK, false
+	}
+	for _, m := range members {
+		switch m.key {
+		case "address":
+			s, ok := d.str(m.path, m.val)
+			if !ok {
+				addressOK = false
+				break
+			}
+			if err := checkAddress(s); err != nil {
+				d.add(m.path, err.Error())
+				addressOK = false
+				break
+			}
+			cp.Address = s
+		case "token":
+			cp.Token, tokenSet = d.nonEmpty(m.path, m.val)
+		case "allowCommands":
+			cp.AllowCommands = d.allowCommands(m.path, m.val)
+		default:
+			d.unknown(m)
+		}
+	}
+	return cp, addressOK, tokenSet
+}
+
+// allowCommands accepts true, false or a list of commands.
+func (d *decoder) allowCommands(path string, v *hujson.Value) AllowCommands {
+	switch v.Value.Kind() {
+	case 't', 'f':
+		return AllowCommands{All: v.Value.Kind() == 't'}
+	case '[':
+		cmds, _ := d.strings(path, v, true, func(p, s string) bool {
+			if s == "" {
+				d.add(p, "must not be empty")
+				return false
+			}
+			return true
+		})
+		return AllowCommands{Commands: cmds}
+	}
+	d.typeError(path, "true, false or an array of commands", v)
+	return AllowCommands{}
+}
