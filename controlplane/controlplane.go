@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/controlplane/fleet"
 	"github.com/atrax-mcp/atrax/controlplane/grpcauth"
 	"github.com/atrax-mcp/atrax/controlplane/issuer"
@@ -32,6 +31,7 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/snapshot"
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authconf"
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/config"

@@ -9,10 +9,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/controlplane/fleet"
 	"github.com/atrax-mcp/atrax/controlplane/snapshot"
 	"github.com/atrax-mcp/atrax/controlplane/store"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
 // Edges implements atraxv1.EdgeServiceServer.

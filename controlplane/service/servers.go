@@ -3,8 +3,8 @@ package service
 import (
 	"context"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/controlplane/registry"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
 // Servers implements atraxv1.ServerServiceServer.

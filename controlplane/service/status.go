@@ -6,9 +6,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/controlplane/fleet"
 	"github.com/atrax-mcp/atrax/controlplane/registry"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
 // Status implements atraxv1.StatusServiceServer. Both RPCs are public, so

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/edge/httpauth"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
 // New returns the REST handler, forwarding over conn.
