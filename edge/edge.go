@@ -29,8 +29,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/atrax-mcp/atrax/edge/downstream"
 	"github.com/atrax-mcp/atrax/edge/httpauth"
 	"github.com/atrax-mcp/atrax/edge/restgw"
+	"github.com/atrax-mcp/atrax/edge/router"
+	"github.com/atrax-mcp/atrax/edge/session"
+	"github.com/atrax-mcp/atrax/edge/upstream"
 	"github.com/atrax-mcp/atrax/edge/watch"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authconf"
@@ -87,6 +91,8 @@ func Run(ctx context.Context, opts Options) error {
 		version:  opts.Version,
 		verifier: authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...)),
 		id:       newEdgeID(),
+		refs:     map[string]*serverRef{},
+		reports:  make(chan struct{}, 1),
 	}
 
 	creds := insecure.NewCredentials()
@@ -119,6 +125,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Upstreams outlive the HTTP server's shutdown by a little: calls in
+	// flight finish first, then the children stop.
+	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer upCancel()
+	e.mcpParts(upCtx, opts)
 	e.watcher = watch.New(watch.Options{
 		Client: atraxv1.NewEdgeServiceClient(conn),
 		Token:  token,
@@ -140,10 +151,18 @@ func Run(ctx context.Context, opts Options) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		_ = e.watcher.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.sessions.Expire(ctx, downstream.DefaultSessionTTL, time.Minute)
+	}()
+	go func() {
+		defer wg.Done()
+		e.reportLoop(ctx)
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
@@ -168,6 +187,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	cancel()
 	wg.Wait()
+	e.pool.Close()
+	upCancel()
 	return err
 }
 
@@ -178,6 +199,13 @@ type edgeServer struct {
 	id       string
 	verifier *authn.Verifier
 	watcher  *watch.Watcher
+
+	sessions *session.Store
+	router   *router.Router
+	pool     *upstream.Pool
+	mcp      *downstream.Handler
+	refs     map[string]*serverRef // by server name; used by apply only
+	reports  chan struct{}
 }
 
 // newEdgeID returns an id unique to this process: the host name, for
@@ -209,6 +237,12 @@ func (e *edgeServer) apply(s *atraxv1.Snapshot) {
 		revoked[r.GetJti()] = r.GetExpireTime().AsTime()
 	}
 	e.verifier.SetRevocations(revoked)
+	want, entries := e.desired(s.GetServers())
+	e.pool.Apply(want)
+	ns := s.GetNamespacing()
+	e.router.SetServers(entries, router.Namespacing{
+		Mode: ns.GetMode(), Separator: ns.GetSeparator(), Conflict: ns.GetConflict(), Prefer: ns.GetPrefer(),
+	})
 	e.log.Info("snapshot applied", "version", s.GetVersion(), "servers", len(s.GetServers()))
 }
 
@@ -220,6 +254,7 @@ func (e *edgeServer) apply(s *atraxv1.Snapshot) {
 func (e *edgeServer) routes(rest http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", e.health)
+	e.mcp.Register(mux)
 	for _, p := range []string{"/status", "/auth", "/auth/", "/servers", "/servers/", "/audit", "/.well-known/jwks.json"} {
 		mux.Handle(p, rest)
 	}

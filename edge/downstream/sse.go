@@ -1,0 +1,149 @@
+package downstream
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/atrax-mcp/atrax/edge/jsonrpc"
+	"github.com/atrax-mcp/atrax/edge/protocol"
+	"github.com/atrax-mcp/atrax/edge/session"
+)
+
+// The 2024-11-05 HTTP+SSE transport: GET /sse opens the session's one
+// stream, whose first event names the endpoint to POST messages to;
+// POST /message?sessionId=ID answers 202 and the reply comes on the stream.
+
+// legacySink sends everything on the session's one stream.
+type legacySink struct{ s *stream }
+
+func (l legacySink) Send(_ context.Context, msg jsonrpc.Message) error {
+	data, err := jsonrpc.Encode(msg)
+	if err != nil {
+		return err
+	}
+	_, isResp := msg.(*jsonrpc.Response)
+	return l.s.push("message", data, isResp)
+}
+
+func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "use GET to open the SSE stream"))
+		return
+	}
+	p, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	st := newStream("", h.opts.StreamLimit)
+	s := session.New(session.NewID(h.opts.RouteKey), session.TransportSSE, p, legacySink{st})
+	h.mu.Lock()
+	h.state[s] = &sessionState{standalone: st}
+	h.mu.Unlock()
+	h.opts.Sessions.Add(s)
+	defer h.opts.Sessions.Remove(s)
+	detach := s.Attach()
+	defer detach()
+
+	// The endpoint is relative, so it works behind any proxy prefix; the
+	// token stays out of it (the client keeps its own header).
+	endpoint := "message?sessionId=" + url.QueryEscape(s.ID)
+	if err := st.push("endpoint", []byte(endpoint), false); err != nil {
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: st}
+	st.attach()
+	_, err := sw.pump(mergeDone(r.Context(), s.Done()), 0, h.opts.KeepAlive, nil, false)
+	if err == errSlowClient {
+		h.log.Warn("legacy SSE client dropped: it stopped reading its stream", "session", s.ID)
+	}
+}
+
+func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "use POST to send a message"))
+		return
+	}
+	id := r.URL.Query().Get("sessionId")
+	if id == "" {
+		writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "sessionId is required"))
+		return
+	}
+	s := h.opts.Sessions.Get(id)
+	if s == nil || s.Transport != session.TransportSSE {
+		writeJSONRPCError(w, http.StatusNotFound, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "unknown session: open a new one with GET /sse"))
+		return
+	}
+	if !h.authorizeSession(w, r, s, true) {
+		return
+	}
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	msgs, _, err := jsonrpc.Decode(body)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusBadRequest, asError(err))
+		return
+	}
+	s.Touch()
+	w.WriteHeader(http.StatusAccepted)
+	for _, m := range msgs {
+		switch m := m.(type) {
+		case *jsonrpc.Response:
+			s.Deliver(m)
+		case *jsonrpc.Request:
+			if !m.IsCall() {
+				h.opts.Dispatcher.HandleNotification(s.Context(), s, m)
+				continue
+			}
+			go h.legacyCall(s, m)
+		}
+	}
+}
+
+// legacyCall answers one request on the session's stream.
+func (h *Handler) legacyCall(s *session.Session, req *jsonrpc.Request) {
+	var resp *jsonrpc.Response
+	if req.Method == protocol.MethodInitialize {
+		res, jerr := h.opts.Dispatcher.Initialize(s, req.Params)
+		if jerr != nil {
+			resp = jsonrpc.ErrorResponse(req.ID, jerr)
+		} else {
+			resp = jsonrpc.ResultResponse(req.ID, res)
+		}
+	} else {
+		resp = h.dispatch(s.Context(), s, req)
+	}
+	if err := s.Send(s.Context(), resp); err != nil {
+		h.log.Debug("response not delivered", "session", s.ID, "err", err)
+	}
+}
+
+// asError returns the *jsonrpc.Error in err, or a parse error.
+func asError(err error) *jsonrpc.Error {
+	if je, ok := err.(*jsonrpc.Error); ok {
+		return je
+	}
+	return jsonrpc.NewError(jsonrpc.CodeParseError, "%v", err)
+}
+
+// mergeDone returns a context that ends with ctx or when done closes.
+func mergeDone(ctx context.Context, done <-chan struct{}) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx
+}

@@ -1,0 +1,115 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+	"github.com/atrax-mcp/atrax/edge/downstream"
+	"github.com/atrax-mcp/atrax/edge/jsonrpc"
+	"github.com/atrax-mcp/atrax/edge/router"
+	"github.com/atrax-mcp/atrax/edge/session"
+	"github.com/atrax-mcp/atrax/edge/upstream"
+)
+
+// mcpParts wires the MCP data path: sessions → router → upstream pool.
+// Upstreams live on upCtx, which outlasts the HTTP server's shutdown.
+func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
+	info, _ := json.Marshal(map[string]string{"name": "atrax", "version": opts.Version})
+	e.sessions = session.NewStore()
+	e.router = router.New(router.Options{
+		ServerInfo: info,
+		Sessions:   e.sessions.Each,
+		Logger:     e.log.With("part", "router"),
+	})
+	e.pool = upstream.NewPool(upCtx, upstream.PoolOptions{
+		ClientInfo: info,
+		OnChange: func() {
+			e.router.Refresh()
+			e.queueReport()
+		},
+		OnNotify: e.router.ServerNotification,
+		OnRequest: func(ctx context.Context, server string, req *jsonrpc.Request) *jsonrpc.Response {
+			return e.router.ServerRequest(ctx, server, req)
+		},
+		Logger: e.log.With("part", "upstream"),
+	})
+	cfg := opts.Config
+	e.mcp = downstream.New(downstream.Options{
+		Dispatcher: e.router,
+		Verifier:   e.verifier,
+		Sessions:   e.sessions,
+		RouteKey:   routeKey(e.id),
+		Guard:      &downstream.Guard{AllowedHosts: allowedHosts(cfg.Host)},
+		Logger:     e.log.With("part", "mcp"),
+	})
+	e.sessions.OnClose = func(s *session.Session) {
+		e.router.SessionClosed(s)
+		e.mcp.SessionClosed(s)
+		e.queueReport()
+	}
+}
+
+// routeKey is the part of the edge id that starts session ids.
+func routeKey(edgeID string) string {
+	return strings.ReplaceAll(edgeID, ".", "-")
+}
+
+// allowedHosts are the Host values the MCP endpoints accept: loopback
+// names, and the configured host when it names one interface.
+func allowedHosts(host string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	switch host {
+	case "", "0.0.0.0", "::":
+		// Every interface: only loopback names are known to be ours;
+		// others must be listed (DNS rebinding protection).
+	default:
+		hosts = append(hosts, host)
+	}
+	return hosts
+}
+
+func (e *edgeServer) queueReport() {
+	select {
+	case e.reports <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop sends the edge's state to the control plane when it changes,
+// at most a few times a second.
+func (e *edgeServer) reportLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.reports:
+		}
+		e.watcher.Report(e.report())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (e *edgeServer) report() *atraxv1.EdgeReport {
+	r := &atraxv1.EdgeReport{}
+	for _, s := range e.pool.Statuses() {
+		r.Upstreams = append(r.Upstreams, &atraxv1.UpstreamStatus{
+			Name: s.Name, State: s.State, TransportType: s.Transport, ProtocolVersion: s.ProtocolVersion,
+			LastError: s.LastError, Restarts: int32(s.Restarts), ToolCount: int32(s.Tools),
+			PromptCount: int32(s.Prompts), ResourceCount: int32(s.Resources), SinceTime: timestamppb.New(s.Since),
+		})
+	}
+	for transport, n := range e.sessions.Counts() {
+		r.Sessions = append(r.Sessions, &atraxv1.SessionCount{Transport: transport, Count: int32(n)})
+	}
+	return r
+}
+

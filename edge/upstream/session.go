@@ -1,0 +1,502 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/atrax-mcp/atrax/edge/jsonrpc"
+	"github.com/atrax-mcp/atrax/edge/protocol"
+)
+
+// session is one live connection to a server: the calls in flight on it and
+// the server-to-client requests it has made.
+type session struct {
+	u    *Upstream
+	conn conn
+
+	nextID atomic.Int64
+
+	mu       sync.Mutex
+	calls    map[int64]*call
+	progress map[string]*call // the edge's progress token → call
+	incoming map[string]context.CancelFunc // server→client requests being answered
+	closed   error
+
+	refresh chan string // list methods to fetch again
+}
+
+type call struct {
+	id       int64
+	opts     CallOptions
+	token    json.RawMessage // the caller's progress token, nil if none
+	edgeTok  string
+	resp     chan *jsonrpc.Response
+	progress chan struct{} // a progress notification arrived (resets the timeout)
+	started  time.Time
+}
+
+func newSession(u *Upstream, c conn) *session {
+	return &session{
+		u:        u,
+		conn:     c,
+		calls:    map[int64]*call{},
+		progress: map[string]*call{},
+		incoming: map[string]context.CancelFunc{},
+		refresh:  make(chan string, 8),
+	}
+}
+
+// close fails every call in flight with err.
+func (s *session) close(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed != nil {
+		return
+	}
+	s.closed = err
+	for id, c := range s.calls {
+		delete(s.calls, id)
+		close(c.resp)
+	}
+	for _, cancel := range s.incoming {
+		cancel()
+	}
+}
+
+// call sends a request with an id of the edge's own and waits for the
+// response, the timeout (reset by progress), ctx, or the connection's end.
+func (s *session) call(ctx context.Context, method string, params json.RawMessage, o CallOptions) (*jsonrpc.Response, error) {
+	c := &call{
+		id:       s.nextID.Add(1),
+		opts:     o,
+		resp:     make(chan *jsonrpc.Response, 1),
+		progress: make(chan struct{}, 1),
+		started:  time.Now(),
+	}
+	// A progress token is the caller's; give the server one of the edge's,
+	// unique on this connection, and map it back in notifications.
+	if tok, ok := jsonrpc.Meta(params)["progressToken"]; ok && len(tok) > 0 && string(tok) != "null" {
+		c.token = tok
+		c.edgeTok = "atrax-" + strconv.FormatInt(c.id, 10)
+		p, err := jsonrpc.WithMeta(params, "progressToken", json.RawMessage(strconv.Quote(c.edgeTok)))
+		if err != nil {
+			return nil, err
+		}
+		params = p
+	}
+	s.mu.Lock()
+	if s.closed != nil {
+		s.mu.Unlock()
+		return nil, s.closed
+	}
+	s.calls[c.id] = c
+	if c.edgeTok != "" {
+		s.progress[c.edgeTok] = c
+	}
+	s.mu.Unlock()
+	defer s.forget(c)
+
+	req := &jsonrpc.Request{ID: jsonrpc.IntID(c.id), Method: method, Params: params}
+	if err := s.conn.Write(ctx, req); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConnectionLost, err)
+	}
+	timer := time.NewTimer(s.u.spec.Timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case r, ok := <-c.resp:
+			if !ok {
+				return nil, ErrConnectionLost
+			}
+			return r, nil
+		case <-c.progress:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(s.u.spec.Timeout)
+		case <-timer.C:
+			s.cancelUpstream(c, "timeout")
+			return nil, fmt.Errorf("%w (%s)", ErrTimeout, s.u.spec.Timeout)
+		case <-ctx.Done():
+			s.cancelUpstream(c, "the client cancelled the request")
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *session) forget(c *call) {
+	s.mu.Lock()
+	delete(s.calls, c.id)
+	if c.edgeTok != "" {
+		delete(s.progress, c.edgeTok)
+	}
+	s.mu.Unlock()
+}
+
+// cancelUpstream tells the server to stop working on c.
+func (s *session) cancelUpstream(c *call, reason string) {
+	params, _ := json.Marshal(map[string]any{"requestId": c.id, "reason": reason})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.conn.Write(ctx, &jsonrpc.Request{Method: protocol.NotificationCancelled, Params: params}); err != nil {
+		s.u.log.Debug("could not send notifications/cancelled", "err", err)
+	}
+}
+
+// readLoop dispatches everything the server sends until the connection
+// fails.
+func (s *session) readLoop(ctx context.Context) error {
+	go s.refresher(ctx)
+	for {
+		msg, err := s.conn.Read(ctx)
+		if err != nil {
+			if ex, ok := s.conn.(interface{ ExitErr() error }); ok {
+				if xerr := ex.ExitErr(); xerr != nil {
+					return xerr
+				}
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		switch m := msg.(type) {
+		case *jsonrpc.Response:
+			s.deliver(m)
+		case *jsonrpc.Request:
+			if m.IsCall() {
+				go s.serverRequest(ctx, m)
+			} else {
+				s.notification(m)
+			}
+		}
+	}
+}
+
+func (s *session) deliver(r *jsonrpc.Response) {
+	id, ok := r.ID.Raw().(int64)
+	if !ok {
+		s.u.log.Warn("response with an id the edge never sent; dropped", "id", r.ID.Raw())
+		return
+	}
+	s.mu.Lock()
+	c, ok := s.calls[id]
+	if ok {
+		delete(s.calls, id)
+	}
+	s.mu.Unlock()
+	if !ok {
+		// Late answer to a call that timed out or was cancelled.
+		return
+	}
+	c.resp <- r
+}
+
+// attribute finds the call a server-to-client message belongs to: the call
+// whose HTTP stream carried it, else the newest call when every call in
+// flight has the same caller.
+func (s *session) attribute(m *jsonrpc.Request) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rel, ok := m.Extra.(relatedCall); ok {
+		if c, ok := s.calls[int64(rel)]; ok {
+			return c
+		}
+	}
+	var newest *call
+	for _, c := range s.calls {
+		if newest != nil && c.opts.Tag != newest.opts.Tag {
+			return nil
+		}
+		if newest == nil || c.started.After(newest.started) {
+			newest = c
+		}
+	}
+	return newest
+}
+
+func (s *session) serverRequest(ctx context.Context, req *jsonrpc.Request) {
+	ctx, cancel := context.WithCancel(ctx)
+	key := idString(req.ID)
+	s.mu.Lock()
+	s.incoming[key] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.incoming, key)
+		s.mu.Unlock()
+		cancel()
+	}()
+
+	var resp *jsonrpc.Response
+	switch {
+	case req.Method == protocol.MethodPing:
+		resp = jsonrpc.ResultResponse(req.ID, json.RawMessage(`{}`))
+	default:
+		if c := s.attribute(req); c != nil && c.opts.Request != nil {
+			resp = c.opts.Request(ctx, req)
+		} else if s.u.opts.OnRequest != nil {
+			resp = s.u.opts.OnRequest(ctx, req)
+		} else {
+			resp = jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "no client to forward %s to", req.Method))
+		}
+	}
+	if resp == nil {
+		return // cancelled by the server
+	}
+	resp.ID = req.ID
+	if err := s.conn.Write(context.WithoutCancel(ctx), resp); err != nil {
+		s.u.log.Debug("could not answer a server request", "method", req.Method, "err", err)
+	}
+}
+
+func (s *session) notification(n *jsonrpc.Request) {
+	switch n.Method {
+	case protocol.NotificationProgress:
+		s.progressNotification(n)
+	case protocol.NotificationCancelled:
+		// The server gives up on one of its own requests to a client.
+		raw, ok := jsonrpc.Fields(n.Params)
+		if ok != nil {
+			return
+		}
+		id, err := jsonrpc.ParseID(raw["requestId"])
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		cancel := s.incoming[idString(id)]
+		s.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	case protocol.NotificationToolsChanged:
+		s.queueRefresh(protocol.MethodToolsList)
+	case protocol.NotificationPromptsChanged:
+		s.queueRefresh(protocol.MethodPromptsList)
+	case protocol.NotificationResourcesChanged:
+		s.queueRefresh(protocol.MethodResourcesList)
+		s.queueRefresh(protocol.MethodResourceTemplatesList)
+	case protocol.NotificationMessage:
+		if c := s.attribute(n); c != nil && c.opts.Notify != nil {
+			c.opts.Notify(n)
+			return
+		}
+		fallthrough
+	default:
+		if s.u.opts.OnNotify != nil {
+			s.u.opts.OnNotify(n)
+		}
+	}
+}
+
+func (s *session) progressNotification(n *jsonrpc.Request) {
+	f, err := jsonrpc.Fields(n.Params)
+	if err != nil {
+		return
+	}
+	var tok string
+	if json.Unmarshal(f["progressToken"], &tok) != nil {
+		return
+	}
+	s.mu.Lock()
+	c := s.progress[tok]
+	s.mu.Unlock()
+	if c == nil {
+		return // progress for a call that has ended
+	}
+	select {
+	case c.progress <- struct{}{}:
+	default:
+	}
+	if c.opts.Notify == nil {
+		return
+	}
+	f["progressToken"] = c.token
+	params, err := json.Marshal(f)
+	if err != nil {
+		return
+	}
+	c.opts.Notify(&jsonrpc.Request{Method: n.Method, Params: params})
+}
+
+func (s *session) queueRefresh(method string) {
+	select {
+	case s.refresh <- method:
+	default: // a refresh of everything is already due
+	}
+}
+
+// refresher fetches lists again after list_changed, one at a time, so that
+// a server flooding notifications costs one fetch per burst.
+func (s *session) refresher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case method := <-s.refresh:
+			pending := map[string]bool{method: true}
+			// Coalesce the burst.
+			for more := true; more; {
+				select {
+				case m := <-s.refresh:
+					pending[m] = true
+				default:
+					more = false
+				}
+			}
+			old := s.u.lists.Load()
+			next := *old
+			for m := range pending {
+				items, err := s.list(ctx, m)
+				if err != nil {
+					s.u.log.Warn("refresh after list_changed failed", "method", m, "err", err)
+					continue
+				}
+				switch m {
+				case protocol.MethodToolsList:
+					next.Tools = items
+				case protocol.MethodPromptsList:
+					next.Prompts = items
+				case protocol.MethodResourcesList:
+					next.Resources = items
+				case protocol.MethodResourceTemplatesList:
+					next.ResourceTemplates = items
+				}
+			}
+			s.mu.Lock()
+			live := s.closed == nil
+			s.mu.Unlock()
+			if live {
+				s.u.lists.Store(&next)
+				if s.u.opts.OnChange != nil {
+					s.u.opts.OnChange()
+				}
+			}
+		}
+	}
+}
+
+// initialize performs the handshake as a client that can route roots,
+// sampling and elicitation, then fetches every list the server offers.
+func (s *session) initialize(ctx context.Context) (*Lists, error) {
+	clientInfo := s.u.opts.ClientInfo
+	if clientInfo == nil {
+		clientInfo = json.RawMessage(`{"name":"atrax","version":"dev"}`)
+	}
+	params, _ := json.Marshal(map[string]any{
+		"protocolVersion": protocol.Latest,
+		"capabilities": map[string]any{
+			"roots":       map[string]any{"listChanged": true},
+			"sampling":    map[string]any{},
+			"elicitation": map[string]any{},
+		},
+		"clientInfo": clientInfo,
+	})
+	resp, err := s.call(ctx, protocol.MethodInitialize, params, CallOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if e := jsonrpc.WireError(resp); e != nil {
+		return nil, fmt.Errorf("server refused initialize: %s (code %d)", e.Message, e.Code)
+	}
+	lists := &Lists{InitRaw: resp.Result}
+	if err := json.Unmarshal(resp.Result, &lists.Init); err != nil {
+		return nil, fmt.Errorf("initialize result: %w", err)
+	}
+	if !protocol.Supported(lists.Init.ProtocolVersion) {
+		return nil, fmt.Errorf("server answered with protocol version %q, which the edge does not speak", lists.Init.ProtocolVersion)
+	}
+	if in, ok := s.conn.(interface{ Initialized(version string) }); ok {
+		in.Initialized(lists.Init.ProtocolVersion)
+	}
+	if err := s.conn.Write(ctx, &jsonrpc.Request{Method: protocol.NotificationInitialized}); err != nil {
+		return nil, fmt.Errorf("send initialized: %w", err)
+	}
+	caps := lists.Init.Capabilities
+	fetch := []struct {
+		offered bool
+		method  string
+		into    *[]json.RawMessage
+	}{
+		{caps.Tools != nil, protocol.MethodToolsList, &lists.Tools},
+		{caps.Prompts != nil, protocol.MethodPromptsList, &lists.Prompts},
+		{caps.Resources != nil, protocol.MethodResourcesList, &lists.Resources},
+		{caps.Resources != nil, protocol.MethodResourceTemplatesList, &lists.ResourceTemplates},
+	}
+	for _, f := range fetch {
+		if !f.offered {
+			continue
+		}
+		items, err := s.list(ctx, f.method)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.method, err)
+		}
+		*f.into = items
+	}
+	return lists, nil
+}
+
+// listKeys names the array in each list result.
+var listKeys = map[string]string{
+	protocol.MethodToolsList:             "tools",
+	protocol.MethodPromptsList:           "prompts",
+	protocol.MethodResourcesList:         "resources",
+	protocol.MethodResourceTemplatesList: "resourceTemplates",
+}
+
+// list fetches every page of a list.
+func (s *session) list(ctx context.Context, method string) ([]json.RawMessage, error) {
+	key := listKeys[method]
+	var all []json.RawMessage
+	cursor := ""
+	for page := 0; page < maxListPages; page++ {
+		var params json.RawMessage
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		resp, err := s.call(ctx, method, params, CallOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if e := jsonrpc.WireError(resp); e != nil {
+			if e.Code == jsonrpc.CodeMethodNotFound {
+				return nil, nil // offered but not implemented: an empty list
+			}
+			return nil, fmt.Errorf("server error: %s (code %d)", e.Message, e.Code)
+		}
+		var r struct {
+			NextCursor string `json:"nextCursor"`
+		}
+		f, err := jsonrpc.Fields(resp.Result)
+		if err != nil {
+			return nil, err
+		}
+		var items []json.RawMessage
+		if raw, ok := f[key]; ok {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return nil, fmt.Errorf("%s is not an array", key)
+			}
+		}
+		all = append(all, items...)
+		_ = json.Unmarshal(resp.Result, &r)
+		if r.NextCursor == "" {
+			return all, nil
+		}
+		if r.NextCursor == cursor {
+			return nil, errors.New("server repeated its cursor")
+		}
+		cursor = r.NextCursor
+	}
+	return nil, fmt.Errorf("more than %d pages", maxListPages)
+}
+
+// relatedCall is set as Request.Extra by transports that know which call's
+// stream carried a server-to-client message.
+type relatedCall int64
