@@ -8,12 +8,12 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/edge/downstream"
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/edge/router"
 	"github.com/atrax-mcp/atrax/edge/session"
 	"github.com/atrax-mcp/atrax/edge/upstream"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
 // mcpParts wires the MCP data path: sessions → router → upstream pool.
@@ -112,4 +112,3 @@ func (e *edgeServer) report() *atraxv1.EdgeReport {
 	}
 	return r
 }
-

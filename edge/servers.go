@@ -10,10 +10,10 @@ import (
 	"os"
 	"sync/atomic"
 
-	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/edge/router"
 	"github.com/atrax-mcp/atrax/edge/upstream"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/config"
 	"github.com/atrax-mcp/atrax/internal/serverdef"
 )

@@ -67,7 +67,7 @@ type Options struct {
 	// when 0).
 	ResumeGrace time.Duration
 	// Guard checks Host and Origin and answers CORS.
-	Guard *Guard
+	Guard  *Guard
 	Logger *slog.Logger
 }
 

@@ -516,4 +516,3 @@ func (l *lineReader) line() ([]byte, error) {
 		}
 	}
 }
-

@@ -24,7 +24,7 @@ type session struct {
 
 	mu       sync.Mutex
 	calls    map[int64]*call
-	progress map[string]*call // the edge's progress token → call
+	progress map[string]*call              // the edge's progress token → call
 	incoming map[string]context.CancelFunc // server→client requests being answered
 	closed   error
 

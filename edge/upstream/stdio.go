@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
 )
 
 // safeEnv are the variables a stdio child inherits from the edge: enough to
