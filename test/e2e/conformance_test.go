@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atrax-mcp/atrax/test/e2e/peers"
+)
+
+// installPeers installs the npm test peers (once per machine; see peers).
+func installPeers(t testing.TB) *peers.Peers {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), peers.InstallTimeout)
+	defer cancel()
+	p, err := peers.Install(ctx)
+	if err != nil {
+		t.Fatalf("install npm test peers: %v", err)
+	}
+	return p
+}
+
+// everythingServer builds go-sdk's conformance fixture.
+func everythingServer(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := peers.BuildEverythingServer(ctx, t.TempDir())
+	if err != nil {
+		t.Fatalf("build everything-server: %v", err)
+	}
+	return bin
+}
+
+// waitUpstreams waits until the edge reports every named server running.
+func waitUpstreams(t testing.TB, p *proc, names ...string) {
+	t.Helper()
+	ok := poll(60*time.Second, func() bool {
+		r := httpDo(t, "GET", p.HTTP+"/status", "", "")
+		if r.Status != 200 {
+			return false
+		}
+		st := r.JSON(t)
+		edges, _ := st["edges"].([]any)
+		for _, e := range edges {
+			em, _ := e.(map[string]any)
+			if str(em["edgeId"]) != p.EdgeID {
+				continue
+			}
+			running := map[string]bool{}
+			ups, _ := em["upstreams"].([]any)
+			for _, u := range ups {
+				um, _ := u.(map[string]any)
+				if str(um["state"]) == "running" {
+					running[str(um["name"])] = true
+				}
+			}
+			for _, n := range names {
+				if !running[n] {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("upstreams %v not running within 60s; /status: %s", names, httpDo(t, "GET", p.HTTP+"/status", "", "").Body)
+	}
+}
+
+// TestConformance2025 runs the official conformance suite against the
+// edge's /mcp with go-sdk's everything-server behind it over stdio (a
+// stateful, 2025-era connection) and no prefixes: every scored check of
+// revision 2025-11-25 must pass, as it does against the server directly.
+func TestConformance2025(t *testing.T) {
+	t.Parallel()
+	pe := installPeers(t)
+	bin := everythingServer(t)
+	cfg := fmt.Sprintf(`{
+		"auth": {"type": "none"},
+		"namespacing": {"mode": "never"},
+		"mcpServers": {"everything": {"command": %q}}
+	}`, bin)
+	a := startAtrax(t, "serve", cfg, nil)
+	waitUpstreams(t, a, "everything")
+
+	ctx, cancel := context.WithTimeout(context.Background(), peers.ConformanceTimeout)
+	defer cancel()
+	res, err := pe.Conformance(ctx, a.HTTP+"/mcp", "2025-11-25", t.TempDir())
+	if err != nil {
+		t.Fatalf("conformance run: %v", err)
+	}
+	t.Log(res.Summary())
+	if !res.ScoredPassed() {
+		t.Fatalf("scored checks failed through the edge:\n%s", strings.Join(res.ScoredFailures(), "\n"))
+	}
+}
