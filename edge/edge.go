@@ -158,7 +158,7 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	go func() {
 		defer wg.Done()
-		e.sessions.Expire(ctx, downstream.DefaultSessionTTL, time.Minute)
+		e.sessions.Expire(ctx, cfg.HTTP.SessionIdleTimeout, min(time.Minute, cfg.HTTP.SessionIdleTimeout/2))
 	}()
 	go func() {
 		defer wg.Done()

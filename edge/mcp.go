@@ -21,8 +21,10 @@ import (
 func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 	info, _ := json.Marshal(map[string]string{"name": "atrax", "version": opts.Version})
 	e.sessions = session.NewStore()
+	cfg := opts.Config
 	e.router = router.New(router.Options{
 		ServerInfo: info,
+		PageSize:   cfg.HTTP.PageSize,
 		Sessions:   e.sessions.Each,
 		Logger:     e.log.With("part", "router"),
 	})
@@ -38,14 +40,18 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 		},
 		Logger: e.log.With("part", "upstream"),
 	})
-	cfg := opts.Config
 	e.mcp = downstream.New(downstream.Options{
 		Dispatcher: e.router,
 		Verifier:   e.verifier,
 		Sessions:   e.sessions,
 		RouteKey:   routeKey(e.id),
-		Guard:      &downstream.Guard{AllowedHosts: allowedHosts(cfg.Host)},
-		Logger:     e.log.With("part", "mcp"),
+		MaxBody:    cfg.HTTP.MaxBodyBytes,
+		KeepAlive:  cfg.HTTP.KeepAlive,
+		Guard: &downstream.Guard{
+			AllowedHosts:   append(allowedHosts(cfg.Host), cfg.HTTP.AllowedHosts...),
+			AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		},
+		Logger: e.log.With("part", "mcp"),
 	})
 	e.sessions.OnClose = func(s *session.Session) {
 		e.router.SessionClosed(s)

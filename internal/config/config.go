@@ -54,6 +54,8 @@ type Config struct {
 	// config file.
 	DataDir     string
 	Namespacing Namespacing
+	// HTTP says how the edge's MCP endpoints treat clients.
+	HTTP HTTP
 	// Servers are the mcpServers entries in file order (the order conflict
 	// strategies use). Their strings are kept as written, ${VAR} unexpanded:
 	// the edge expands them from its own environment when it starts a server.

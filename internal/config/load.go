@@ -91,6 +91,7 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			Separator: DefaultSeparator,
 			Conflict:  ConflictFirstWins,
 		},
+		HTTP: defaultHTTP(),
 	}
 	if root.Value.Kind() != '{' {
 		d.add("", "a config file must hold a JSON object")
@@ -123,6 +124,8 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			c.Namespacing, preferPaths = d.namespacing(m.path, m.val, c.Namespacing)
 		case "mcpServers":
 			c.Servers = d.servers(m.path, m.val)
+		case "http":
+			c.HTTP = d.http(m.path, m.val, c.HTTP)
 		default:
 			d.unknown(m)
 		}

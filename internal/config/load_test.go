@@ -159,6 +159,14 @@ func TestParseFull(t *testing.T) {
 			Conflict:  "prefer-server",
 			Prefer:    []string{"memory"},
 		},
+		HTTP: config.HTTP{
+			AllowedHosts:       []string{"atrax.example.com", "*.internal"},
+			AllowedOrigins:     []string{"https://app.example.com"},
+			MaxBodyBytes:       1 << 20,
+			SessionIdleTimeout: 10 * 60e9,
+			KeepAlive:          20e9,
+			PageSize:           100,
+		},
 		Servers: []config.Server{{
 			Name:    "memory",
 			Command: "npx",
@@ -214,6 +222,12 @@ func TestParseDefaults(t *testing.T) {
 			Mode:      "always",
 			Separator: config.DefaultSeparator,
 			Conflict:  "first-wins",
+		},
+		HTTP: config.HTTP{
+			MaxBodyBytes:       config.DefaultMaxBodyBytes,
+			SessionIdleTimeout: config.DefaultSessionIdleTimeout,
+			KeepAlive:          config.DefaultKeepAlive,
+			PageSize:           config.DefaultPageSize,
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -419,6 +433,18 @@ func TestParseErrors(t *testing.T) {
 			[]string{`auth.options.ttl: must be a positive duration such as "90s", "5m" or "1h"`}},
 		{"issuer empty", `{"auth": {"type": "token", "options": {"token": "t", "issuer": "", "audience": 1}}}`, nil,
 			[]string{`auth.options.audience: must be a string, not a number`, `auth.options.issuer: must not be empty`}},
+
+		// http.
+		{"http unknown key", `{"http": {"allowedHost": []}, ` + none + `}`, nil,
+			[]string{`http.allowedHost: unknown key`}},
+		{"http maxBodyBytes zero", `{"http": {"maxBodyBytes": 0}, ` + none + `}`, nil,
+			[]string{`http.maxBodyBytes: must be a whole number from 1 to 1073741824`}},
+		{"http pageSize string", `{"http": {"pageSize": "10"}, ` + none + `}`, nil,
+			[]string{`http.pageSize: must be a whole number from 1 to 100000`}},
+		{"http idle timeout bad", `{"http": {"sessionIdleTimeout": "soon"}, ` + none + `}`, nil,
+			[]string{`http.sessionIdleTimeout: must be a positive duration such as "90s", "5m" or "1h"`}},
+		{"http empty origin", `{"http": {"allowedOrigins": [""]}, ` + none + `}`, nil,
+			[]string{`http.allowedOrigins[0]: must not be empty`}},
 
 		// controlPlane.
 		{"address without port", `{"controlPlane": {"address": "localhost"}, ` + none + `}`, nil,
