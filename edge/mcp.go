@@ -34,9 +34,13 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 			e.router.Refresh()
 			e.queueReport()
 		},
-		OnNotify: e.router.ServerNotification,
-		OnRequest: func(ctx context.Context, server string, req *jsonrpc.Request) *jsonrpc.Response {
-			return e.router.ServerRequest(ctx, server, req)
+		OnNotify: func(server string, caller any, n *jsonrpc.Request) {
+			owner, _ := caller.(*session.Session)
+			e.router.ServerNotification(server, owner, n)
+		},
+		OnRequest: func(ctx context.Context, server string, caller any, req *jsonrpc.Request) *jsonrpc.Response {
+			owner, _ := caller.(*session.Session)
+			return e.router.ServerRequest(ctx, server, owner, req)
 		},
 		Logger: e.log.With("part", "upstream"),
 	})
@@ -55,6 +59,7 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 	})
 	e.sessions.OnClose = func(s *session.Session) {
 		e.router.SessionClosed(s)
+		e.pool.Release(s)
 		e.mcp.SessionClosed(s)
 		e.queueReport()
 	}

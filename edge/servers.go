@@ -56,9 +56,12 @@ func (r *serverRef) Catalog() *router.Catalog {
 }
 
 func (r *serverRef) Call(ctx context.Context, method string, params json.RawMessage, o router.CallOptions) (*jsonrpc.Response, error) {
-	u := r.pool.Get(r.name)
-	if u == nil {
-		return nil, jsonrpc.NewError(jsonrpc.CodeConnectionClosed, "server %s is not running", r.name)
+	u, err := r.pool.ForCaller(ctx, r.name, o.Tag)
+	if err != nil {
+		if errors.Is(err, upstream.ErrTooManySessions) {
+			return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "server %s: %v; try again later", r.name, err)
+		}
+		return nil, jsonrpc.NewError(jsonrpc.CodeConnectionClosed, "server %s: %v", r.name, err)
 	}
 	resp, err := u.Call(ctx, method, params, upstream.CallOptions{Tag: o.Tag, Notify: o.Notify, Request: o.Request})
 	switch {
@@ -91,7 +94,11 @@ func (e *edgeServer) desired(servers []*atraxv1.Server) ([]upstream.Desired, []*
 			continue
 		}
 		c := serverdef.ToConfig(s)
-		d := upstream.Desired{Key: specKey(s)}
+		d := upstream.Desired{
+			Key:         specKey(s),
+			Isolated:    c.Isolation == config.IsolationSession,
+			MaxSessions: c.MaxSessions,
+		}
 		exp, err := c.Expanded(os.LookupEnv)
 		if err == nil {
 			var timeout = config.DefaultCallTimeout

@@ -576,16 +576,21 @@ func (r *Router) ask(ctx context.Context, s *session.Session, req *jsonrpc.Reque
 
 // ServerNotification passes on a notification of server that belongs to
 // no call: resource updates to the sessions subscribed, anything else to
-// every session that may use the server.
-func (r *Router) ServerNotification(server string, n *jsonrpc.Request) {
-	if r.opts.Sessions == nil {
+// every session that may use the server. owner, when set, is the one
+// session a session-isolated connection serves.
+func (r *Router) ServerNotification(server string, owner *session.Session, n *jsonrpc.Request) {
+	sessions := r.opts.Sessions
+	if owner != nil {
+		sessions = func(f func(*session.Session)) { f(owner) }
+	}
+	if sessions == nil {
 		return
 	}
 	uri := ""
 	if n.Method == protocol.NotificationResourceUpdated {
 		uri, _ = jsonrpc.StringField(n.Params, "uri")
 	}
-	r.opts.Sessions(func(s *session.Session) {
+	sessions(func(s *session.Session) {
 		if !s.Principal.AllowsServer(server) {
 			return
 		}
@@ -600,8 +605,12 @@ func (r *Router) ServerNotification(server string, n *jsonrpc.Request) {
 
 // ServerRequest answers a server-to-client request of server that belongs
 // to no call: it goes to a client only when exactly one session may use
-// the server and declared the capability; otherwise the server is told.
-func (r *Router) ServerRequest(ctx context.Context, server string, req *jsonrpc.Request) *jsonrpc.Response {
+// the server and declared the capability (or owner, the session a
+// session-isolated connection serves); otherwise the server is told.
+func (r *Router) ServerRequest(ctx context.Context, server string, owner *session.Session, req *jsonrpc.Request) *jsonrpc.Response {
+	if owner != nil {
+		return r.ask(ctx, owner, req)
+	}
 	var only *session.Session
 	n := 0
 	if r.opts.Sessions != nil {

@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"encoding/json"
 	"log/slog"
 	"sync"
@@ -17,7 +19,19 @@ type Desired struct {
 	// Err, when set, means the server cannot be started (for example an
 	// unset variable); it is reported as failed and not run.
 	Err error
+	// Isolated gives each caller (tag) its own upstream session, made on
+	// its first call (ForCaller) and ended by Release. The shared upstream
+	// still runs, for the lists.
+	Isolated bool
+	// MaxSessions caps an isolated server's per-caller upstreams.
+	MaxSessions int
 }
+
+// ErrTooManySessions is returned when an isolated server is at its cap.
+var ErrTooManySessions = errors.New("the server has as many client sessions as it may")
+
+// callerStartTimeout bounds the start of a per-caller upstream.
+const callerStartTimeout = initTimeout
 
 // PoolOptions configure a Pool.
 type PoolOptions struct {
@@ -25,10 +39,11 @@ type PoolOptions struct {
 	HTTPClient HTTPDoer
 	// OnChange is called when any upstream's state or lists change.
 	OnChange func()
-	// OnNotify receives notifications that belong to no call.
-	OnNotify func(server string, n *Notification)
+	// OnNotify receives notifications that belong to no call. caller is
+	// the tag of a per-caller upstream, nil for the shared one.
+	OnNotify func(server string, caller any, n *Notification)
 	// OnRequest answers server-to-client requests that belong to no call.
-	OnRequest func(ctx context.Context, server string, req *Request) *Response
+	OnRequest func(ctx context.Context, server string, caller any, req *Request) *Response
 	Logger    *slog.Logger
 }
 
@@ -44,9 +59,11 @@ type Pool struct {
 }
 
 type poolEntry struct {
-	u   *Upstream
-	key string
-	err error
+	u       *Upstream
+	key     string
+	err     error
+	desired Desired
+	callers map[any]*Upstream // per-caller upstreams of an isolated server
 }
 
 // NewPool returns a pool whose upstreams live until ctx ends (or Close).
@@ -72,39 +89,20 @@ func (p *Pool) Apply(desired []Desired) {
 		if cur != nil && cur.key == d.Key && (cur.err == nil) == (d.Err == nil) {
 			continue
 		}
-		if cur != nil && cur.u != nil {
-			stop = append(stop, cur.u)
+		if cur != nil {
+			stop = append(stop, cur.all()...)
 		}
 		if d.Err != nil {
 			p.ups[name] = &poolEntry{key: d.Key, err: d.Err}
 			continue
 		}
-		u := New(Options{
-			Spec:       d.Spec,
-			ClientInfo: p.opts.ClientInfo,
-			HTTPClient: p.opts.HTTPClient,
-			OnChange:   p.opts.OnChange,
-			OnNotify: func(n *Notification) {
-				if p.opts.OnNotify != nil {
-					p.opts.OnNotify(name, n)
-				}
-			},
-			OnRequest: func(ctx context.Context, req *Request) *Response {
-				if p.opts.OnRequest != nil {
-					return p.opts.OnRequest(ctx, name, req)
-				}
-				return nil
-			},
-			Logger: p.opts.Logger,
-		})
-		p.ups[name] = &poolEntry{u: u, key: d.Key}
+		u := p.newUpstream(d.Spec, nil)
+		p.ups[name] = &poolEntry{u: u, key: d.Key, desired: d, callers: map[any]*Upstream{}}
 		u.Start(p.ctx)
 	}
 	for name, e := range p.ups {
 		if !want[name] {
-			if e.u != nil {
-				stop = append(stop, e.u)
-			}
+			stop = append(stop, e.all()...)
 			delete(p.ups, name)
 		}
 	}
@@ -156,9 +154,7 @@ func (p *Pool) Close() {
 	p.mu.Lock()
 	var all []*Upstream
 	for name, e := range p.ups {
-		if e.u != nil {
-			all = append(all, e.u)
-		}
+		all = append(all, e.all()...)
 		delete(p.ups, name)
 	}
 	p.mu.Unlock()
@@ -172,4 +168,112 @@ func (p *Pool) Close() {
 	}
 	wg.Wait()
 	p.stopped.Wait()
+}
+
+// all returns the entry's upstreams: the shared one and every caller's.
+func (e *poolEntry) all() []*Upstream {
+	var out []*Upstream
+	if e.u != nil {
+		out = append(out, e.u)
+	}
+	for _, u := range e.callers {
+		out = append(out, u)
+	}
+	return out
+}
+
+func (p *Pool) newUpstream(spec Spec, caller any) *Upstream {
+	name := spec.Name
+	log := p.opts.Logger
+	onChange := p.opts.OnChange
+	if caller != nil {
+		// A caller's own connection does not change what is listed.
+		onChange = nil
+		log = log.With("isolated", true)
+	}
+	return New(Options{
+		Spec:       spec,
+		ClientInfo: p.opts.ClientInfo,
+		HTTPClient: p.opts.HTTPClient,
+		OnChange:   onChange,
+		OnNotify: func(n *Notification) {
+			if p.opts.OnNotify != nil {
+				p.opts.OnNotify(name, caller, n)
+			}
+		},
+		OnRequest: func(ctx context.Context, req *Request) *Response {
+			if p.opts.OnRequest != nil {
+				return p.opts.OnRequest(ctx, name, caller, req)
+			}
+			return nil
+		},
+		Logger: log,
+	})
+}
+
+// ForCaller returns the upstream that serves caller: the shared one, or for
+// an isolated server the caller's own, started on first use (and waited
+// for, within ctx).
+func (p *Pool) ForCaller(ctx context.Context, name string, caller any) (*Upstream, error) {
+	p.mu.Lock()
+	e := p.ups[name]
+	if e == nil || e.u == nil {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, name)
+	}
+	if !e.desired.Isolated || caller == nil {
+		p.mu.Unlock()
+		return e.u, nil
+	}
+	u := e.callers[caller]
+	if u == nil {
+		max := e.desired.MaxSessions
+		if max <= 0 {
+			max = 100
+		}
+		if len(e.callers) >= max {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%w (%d)", ErrTooManySessions, max)
+		}
+		u = p.newUpstream(e.desired.Spec, caller)
+		e.callers[caller] = u
+		u.Start(p.ctx)
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, callerStartTimeout)
+	defer cancel()
+	if err := u.Ready(ctx); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Release stops every per-caller upstream of caller (its session ended).
+func (p *Pool) Release(caller any) {
+	p.mu.Lock()
+	var stop []*Upstream
+	for _, e := range p.ups {
+		if u := e.callers[caller]; u != nil {
+			stop = append(stop, u)
+			delete(e.callers, caller)
+		}
+	}
+	p.mu.Unlock()
+	for _, u := range stop {
+		p.stopped.Add(1)
+		go func() {
+			defer p.stopped.Done()
+			u.Stop()
+		}()
+	}
+}
+
+// Callers returns how many per-caller upstreams a server has.
+func (p *Pool) Callers(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.ups[name]; e != nil {
+		return len(e.callers)
+	}
+	return 0
 }

@@ -165,11 +165,14 @@ type Upstream struct {
 	stopOnce sync.Once
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// ready is closed the first time the upstream runs.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // New returns an upstream; Start runs it.
 func New(opts Options) *Upstream {
-	u := &Upstream{opts: opts, spec: opts.Spec, state: StateStarting, since: time.Now(), done: make(chan struct{})}
+	u := &Upstream{opts: opts, spec: opts.Spec, state: StateStarting, since: time.Now(), done: make(chan struct{}), ready: make(chan struct{})}
 	u.log = opts.Logger
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
@@ -309,6 +312,7 @@ func (u *Upstream) serve(ctx context.Context) error {
 	u.log.Info("upstream running", "protocol", lists.Init.ProtocolVersion, "tools", len(lists.Tools),
 		"prompts", len(lists.Prompts), "resources", len(lists.Resources), "transport", transport)
 	u.setState(StateRunning, nil)
+	u.readyOnce.Do(func() { close(u.ready) })
 	if u.opts.OnChange != nil {
 		u.opts.OnChange() // the lists are new even when the state is not
 	}
@@ -318,6 +322,23 @@ func (u *Upstream) serve(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Ready waits until the upstream runs for the first time, or ctx ends. It
+// returns the last error of the attempts so far when ctx ends first.
+func (u *Upstream) Ready(ctx context.Context) error {
+	select {
+	case <-u.ready:
+		return nil
+	case <-u.done:
+		return fmt.Errorf("%w (stopped)", ErrUnavailable)
+	case <-ctx.Done():
+		st := u.Status()
+		if st.LastError != "" {
+			return fmt.Errorf("%w: %s", ErrUnavailable, st.LastError)
+		}
+		return fmt.Errorf("%w (%s)", ErrUnavailable, st.State)
 	}
 }
 

@@ -11,7 +11,6 @@ package authn
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -92,25 +91,33 @@ func AllowAll() []string { return append([]string(nil), all...) }
 // Match reports whether name matches pattern, in which "*" matches any run of
 // characters (including none) and every other character matches itself.
 func Match(pattern, name string) bool {
-	star := strings.IndexByte(pattern, '*')
-	if star < 0 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, pattern[:star]) {
-		return false
-	}
-	rest, name := pattern[star+1:], name[star:]
-	if rest == "" {
-		return true
-	}
-	// Try every position for the rest of the pattern. Patterns are short
-	// config strings, so the backtracking stays cheap.
-	for i := 0; i <= len(name); i++ {
-		if Match(rest, name[i:]) {
-			return true
+	// Greedy, going back only to the last star: with "*" the only wildcard,
+	// a later star can take whatever an earlier one would have, so this is
+	// exact, and it stays O(len(pattern)·len(name)) where trying every
+	// split for every star was exponential in the number of stars. Patterns
+	// can come from clients (a scope of tool:PATTERN at /auth).
+	p, n := 0, 0
+	star, mark := -1, 0
+	for n < len(name) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, n
+			p++
+		case p < len(pattern) && pattern[p] == name[n]:
+			p++
+			n++
+		case star >= 0:
+			p = star + 1
+			mark++
+			n = mark
+		default:
+			return false
 		}
 	}
-	return false
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 // MatchAny reports whether name matches any of patterns.

@@ -162,6 +162,9 @@ type Server struct {
 	Timeout       string // a duration string; empty means DefaultCallTimeout
 	Isolation     string // "shared" (default) or "session"
 	PinTools      bool
+	// MaxSessions caps a session-isolated server's upstream sessions on
+	// one edge; 0 means DefaultMaxSessions.
+	MaxSessions int
 }
 
 // ToolFilter is a server's "tools" object.

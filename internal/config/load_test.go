@@ -185,6 +185,7 @@ func TestParseFull(t *testing.T) {
 			Timeout:       "90s",
 			Isolation:     "session",
 			PinTools:      true,
+			MaxSessions:   5,
 		}, {
 			Name:          "everything",
 			TransportType: config.TransportSSE,
@@ -433,6 +434,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{`auth.options.ttl: must be a positive duration such as "90s", "5m" or "1h"`}},
 		{"issuer empty", `{"auth": {"type": "token", "options": {"token": "t", "issuer": "", "audience": 1}}}`, nil,
 			[]string{`auth.options.audience: must be a string, not a number`, `auth.options.issuer: must not be empty`}},
+
+		// maxSessions.
+		{"maxSessions without session isolation", `{"mcpServers": {"a": {"command": "x", "maxSessions": 3}}, ` + none + `}`, nil,
+			[]string{`mcpServers.a.maxSessions: applies only with "isolation": "session"`}},
+		{"maxSessions zero", `{"mcpServers": {"a": {"command": "x", "isolation": "session", "maxSessions": 0}}, ` + none + `}`, nil,
+			[]string{`mcpServers.a.maxSessions: must be a whole number from 1 to 10000`}},
 
 		// http.
 		{"http unknown key", `{"http": {"allowedHost": []}, ` + none + `}`, nil,

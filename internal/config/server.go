@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,11 @@ import (
 const (
 	IsolationShared  = "shared"
 	IsolationSession = "session"
+	// DefaultMaxSessions is the cap on a session-isolated server's upstream
+	// sessions on one edge when maxSessions is not set.
+	DefaultMaxSessions = 100
+	// MaxSessionsLimit is the largest maxSessions.
+	MaxSessionsLimit = 10000
 )
 
 // maxNameLen is the longest server name or prefix. Tool names clients see
@@ -254,6 +260,12 @@ func validateServer(p *problems, path string, s Server, lookup LookupFunc, prese
 	default:
 		p.add(at("isolation"), unknownValue(s.Isolation, IsolationShared, IsolationSession))
 	}
+	switch {
+	case s.MaxSessions < 0 || s.MaxSessions > MaxSessionsLimit:
+		p.add(at("maxSessions"), "must be a whole number from 1 to "+strconv.Itoa(MaxSessionsLimit))
+	case s.MaxSessions > 0 && s.Isolation != IsolationSession:
+		p.add(at("maxSessions"), `applies only with "isolation": "session"`)
+	}
 }
 
 // validURL reports whether s is an absolute http or https URL with a host.
@@ -406,6 +418,8 @@ func (d *decoder) server(m member) Server {
 			s.Isolation, _ = d.raw(f.path, f.val)
 		case "pinTools":
 			s.PinTools, _ = d.boolean(f.path, f.val)
+		case "maxSessions":
+			s.MaxSessions, _ = d.positiveInt(f.path, f.val, MaxSessionsLimit)
 		default:
 			d.unknown(f)
 		}

@@ -31,6 +31,7 @@ func FromConfig(s config.Server) *atraxv1.Server {
 		Timeout:       s.Timeout,
 		Isolation:     s.Isolation,
 		PinTools:      s.PinTools,
+		MaxSessions:   int32(s.MaxSessions),
 	}
 	if len(s.Tools.Allow) > 0 || len(s.Tools.Deny) > 0 {
 		out.Tools = &atraxv1.ToolFilter{Allow: slices.Clone(s.Tools.Allow), Deny: slices.Clone(s.Tools.Deny)}
@@ -57,6 +58,7 @@ func ToConfig(s *atraxv1.Server) config.Server {
 		Timeout:       s.GetTimeout(),
 		Isolation:     s.GetIsolation(),
 		PinTools:      s.GetPinTools(),
+		MaxSessions:   int(s.GetMaxSessions()),
 	}
 	if t := s.GetTools(); t != nil {
 		out.Tools = config.ToolFilter{Allow: slices.Clone(t.GetAllow()), Deny: slices.Clone(t.GetDeny())}
