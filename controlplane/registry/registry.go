@@ -387,7 +387,15 @@ func (r *Registry) commit(ctx context.Context, event string, s *atraxv1.Server) 
 		return fmt.Errorf("store server %q: %w", s.GetName(), err)
 	}
 	if _, ok := r.servers[s.GetName()]; !ok {
-		r.order = append(r.order, s.GetName())
+		// Only API servers are added after Open: keep them by name after
+		// the config servers, the order reorder gives on the next start.
+		i := slices.IndexFunc(r.order, func(n string) bool {
+			return r.servers[n].GetSource() != SourceConfig && n > s.GetName()
+		})
+		if i < 0 {
+			i = len(r.order)
+		}
+		r.order = slices.Insert(r.order, i, s.GetName())
 	}
 	r.servers[s.GetName()] = s
 	r.version = rev
