@@ -1,0 +1,99 @@
+package arch_test
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/atrax-mcp/atrax"
+
+// packages returns, for every package of the module, its imports: direct,
+// and with transitive set, all of them.
+func packages(t *testing.T, transitive bool) map[string][]string {
+	t.Helper()
+	field := "Imports"
+	if transitive {
+		field = "Deps"
+	}
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .`+field+` " "}}`, module+"/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	pkgs := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		pkgs[f[0]] = f[1:]
+	}
+	return pkgs
+}
+
+func inside(pkg, prefix string) bool {
+	prefix = module + "/" + prefix
+	return pkg == prefix || strings.HasPrefix(pkg, prefix+"/")
+}
+
+func isStd(pkg string) bool {
+	first, _, _ := strings.Cut(pkg, "/")
+	return !strings.Contains(first, ".")
+}
+
+// TestWalls checks which packages may import which.
+func TestWalls(t *testing.T) {
+	direct := packages(t, false)
+	deps := packages(t, true)
+
+	type rule struct {
+		pkg       string   // package prefix the rule is about
+		forbidden []string // import prefixes (module-relative or full) it must not reach
+		all       bool     // check transitive imports
+		why       string
+	}
+	rules := []rule{
+		{"controlplane", []string{"edge"}, true, "the control plane never depends on the edge"},
+		{"edge", []string{"controlplane"}, true, "the edge reaches the control plane only through gen/ and authn"},
+		{"internal/config", []string{"edge", "controlplane", "gen", "internal/authn", "net/http", "google.golang.org/grpc"}, true, "config turns a file into values, nothing more"},
+		{"internal/authn", []string{"edge", "controlplane", "gen", "internal/config", "net/http", "google.golang.org/grpc"}, true, "one verifier for every transport"},
+		{"edge/jsonrpc", []string{"edge/session", "edge/router", "edge/upstream", "edge/downstream", "internal", "gen"}, false, "the JSON-RPC core knows nothing above it"},
+		{"edge/session", []string{"edge/router", "edge/upstream", "edge/downstream", "net/http"}, false, "a session knows no routing and no transport"},
+		{"edge/router", []string{"net/http", "os/exec", "edge/upstream", "edge/downstream", "gen"}, true, "the router knows no HTTP and no process"},
+		{"edge/upstream", []string{"edge/router", "edge/session", "edge/downstream", "internal/authn"}, true, "the pool knows no names, sessions or tokens"},
+		{"edge/downstream", []string{"edge/router", "edge/upstream"}, true, "transports know no routing"},
+	}
+	for _, r := range rules {
+		src := direct
+		if r.all {
+			src = deps
+		}
+		for pkg, imports := range src {
+			if !inside(pkg, r.pkg) || strings.HasSuffix(pkg, "_test") {
+				continue
+			}
+			for _, imp := range imports {
+				for _, f := range r.forbidden {
+					bad := imp == f || strings.HasPrefix(imp, f+"/") || inside(imp, f)
+					if bad && !(inside(imp, r.pkg) && inside(f, r.pkg)) {
+						t.Errorf("%s imports %s: %s", pkg, imp, r.why)
+					}
+				}
+			}
+		}
+	}
+
+	// internal/config may use only the standard library and hujson.
+	for _, imp := range direct[module+"/internal/config"] {
+		if !isStd(imp) && imp != "github.com/tailscale/hujson" {
+			t.Errorf("internal/config imports %s: only the standard library and hujson are allowed", imp)
+		}
+	}
+	if !slices.Contains(deps[module+"/edge/router"], module+"/edge/jsonrpc") {
+		t.Errorf("edge/router no longer imports edge/jsonrpc: is the dependency list read right?")
+	}
+}
