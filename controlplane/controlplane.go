@@ -90,7 +90,8 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("listen on controlPlane.address %s: %w", cfg.ControlPlane.Address, err)
 		}
 	}
-	srv := cp.grpcServer(opts.TLS)
+	stopping := make(chan struct{})
+	srv := cp.grpcServer(opts.TLS, stopping)
 	log.Info("control plane serving", "address", lis.Addr().String(), "data", dataDir)
 	if opts.Ready != nil {
 		opts.Ready(lis.Addr())
@@ -111,6 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 		case <-ctx.Done():
 			log.Info("control plane stopping")
 			cp.health.Shutdown()
+			close(stopping)
 			stopGracefully(srv, 10*time.Second)
 			if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				return fmt.Errorf("serve gRPC: %w", err)
@@ -236,18 +238,20 @@ func (p *plane) buildSnapshot() (*atraxv1.Snapshot, error) {
 	return s, nil
 }
 
-// Policy is the access level of every atrax.v1 method. Methods not listed
+// policy is the access level of every atrax.v1 method. Methods not listed
 // need the admin scope.
-var policy = grpcauth.Policy{
-	atraxv1.StatusService_GetHealth_FullMethodName:     grpcauth.Public,
-	atraxv1.StatusService_GetStatus_FullMethodName:     grpcauth.Public,
-	atraxv1.AuthService_IssueToken_FullMethodName:      grpcauth.Public,
-	atraxv1.AuthService_ListSigningKeys_FullMethodName: grpcauth.Public,
-	atraxv1.EdgeService_Sync_FullMethodName:            grpcauth.Edge,
+func policy() grpcauth.Policy {
+	return grpcauth.Policy{
+		atraxv1.StatusService_GetHealth_FullMethodName:     grpcauth.Public,
+		atraxv1.StatusService_GetStatus_FullMethodName:     grpcauth.Public,
+		atraxv1.AuthService_IssueToken_FullMethodName:      grpcauth.Public,
+		atraxv1.AuthService_ListSigningKeys_FullMethodName: grpcauth.Public,
+		atraxv1.EdgeService_Sync_FullMethodName:            grpcauth.Edge,
+	}
 }
 
-func (p *plane) grpcServer(tlsConfig *tls.Config) *grpc.Server {
-	auth := &grpcauth.Interceptors{Verifier: p.verifier, Policy: policy}
+func (p *plane) grpcServer(tlsConfig *tls.Config, stopping <-chan struct{}) *grpc.Server {
+	auth := &grpcauth.Interceptors{Verifier: p.verifier, Policy: policy()}
 	var sopts []grpc.ServerOption
 	sopts = append(sopts, grpc.ChainUnaryInterceptor(auth.Unary()), grpc.ChainStreamInterceptor(auth.Stream()))
 	if tlsConfig != nil {
@@ -255,10 +259,10 @@ func (p *plane) grpcServer(tlsConfig *tls.Config) *grpc.Server {
 	}
 	srv := grpc.NewServer(sopts...)
 	audit := &service.Auditor{Store: p.store, Logger: p.log}
-	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit})
+	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit, Stopping: stopping})
 	atraxv1.RegisterAuthServiceServer(srv, &service.Auth{Issuer: p.issuer, Audit: audit})
 	atraxv1.RegisterStatusServiceServer(srv, &service.Status{Registry: p.registry, Fleet: p.fleet, Version: p.opts.Version, Started: p.started})
-	atraxv1.RegisterEdgeServiceServer(srv, &service.Edges{Snapshots: p.snapshots, Fleet: p.fleet, Store: p.store, Logger: p.log})
+	atraxv1.RegisterEdgeServiceServer(srv, &service.Edges{Snapshots: p.snapshots, Fleet: p.fleet, Store: p.store, Logger: p.log, Stopping: stopping})
 	atraxv1.RegisterAuditServiceServer(srv, &service.AuditLog{Store: p.store})
 	healthpb.RegisterHealthServer(srv, p.health)
 	reflection.Register(srv)

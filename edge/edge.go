@@ -121,7 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rest, err := restgw.New(ctx, conn)
+	rest, err := restgw.New(ctx, conn, e.verifier)
 	if err != nil {
 		return err
 	}

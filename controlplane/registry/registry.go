@@ -458,11 +458,30 @@ func (r *Registry) Watch() (servers []*atraxv1.Server, version int64, changes <-
 	return r.listLocked(), r.version, w.ch, lagged, stop
 }
 
-// check validates a definition and the command policy.
+// check validates a definition and the command policy. It folds "type"
+// (the VS Code spelling) into transport_type and stores transport aliases
+// in their canonical form, as the config file does.
 func (r *Registry) check(s *atraxv1.Server) error {
+	if t := s.GetType(); t != "" {
+		ct, ok := config.CanonicalTransport(t)
+		if !ok {
+			return &FieldError{Path: "type", Msg: fmt.Sprintf("unknown value %q (want stdio, sse or http)", t)}
+		}
+		if s.GetTransportType() != "" {
+			if cur, ok := config.CanonicalTransport(s.GetTransportType()); ok && cur != ct {
+				return &FieldError{Path: "type", Msg: `conflicts with "transportType": set one of them`}
+			}
+		} else {
+			s.TransportType = t
+		}
+		s.Type = ""
+	}
 	c := serverdef.ToConfig(s)
 	if err := c.Validate("", nil); err != nil {
 		return invalid(err)
+	}
+	if ct, ok := config.CanonicalTransport(s.GetTransportType()); ok {
+		s.TransportType = ct
 	}
 	if c.Transport() == config.TransportStdio && !r.allow.Allowed(c.Command) {
 		if !r.allow.All && len(r.allow.Commands) == 0 {

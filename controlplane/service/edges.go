@@ -22,6 +22,9 @@ type Edges struct {
 	Fleet     *fleet.Fleet
 	Store     store.Store
 	Logger    *slog.Logger
+	// Stopping is closed when the control plane shuts down; Sync streams
+	// then end, and the edges reconnect (to this one when it is back).
+	Stopping <-chan struct{}
 }
 
 var _ atraxv1.EdgeServiceServer = (*Edges)(nil)
@@ -63,6 +66,8 @@ func (e *Edges) Sync(stream atraxv1.EdgeService_SyncServer) error {
 		}
 		select {
 		case <-wake:
+		case <-e.Stopping:
+			return errShuttingDown
 		case <-ctx.Done():
 			select {
 			case err := <-readErr:

@@ -18,6 +18,9 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store"
 )
 
+// errShuttingDown ends long-lived streams when the control plane stops.
+var errShuttingDown = status.Error(codes.Unavailable, "the control plane is shutting down; reconnect")
+
 // ErrorDomain names Atrax in google.rpc.ErrorInfo details.
 const ErrorDomain = "atrax.dev"
 

@@ -12,6 +12,9 @@ type Servers struct {
 	atraxv1.UnimplementedServerServiceServer
 	Registry *registry.Registry
 	Audit    *Auditor
+	// Stopping is closed when the control plane shuts down; watch streams
+	// then end, so that a graceful stop need not wait for them.
+	Stopping <-chan struct{}
 }
 
 var _ atraxv1.ServerServiceServer = (*Servers)(nil)
@@ -116,6 +119,8 @@ func (s *Servers) WatchServers(_ *atraxv1.WatchServersRequest, stream atraxv1.Se
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.Stopping:
+			return errShuttingDown
 		case c, ok := <-changes:
 			if !ok {
 				if lagged() {

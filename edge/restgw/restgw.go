@@ -24,23 +24,38 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/atrax-mcp/atrax/edge/httpauth"
+	"github.com/atrax-mcp/atrax/internal/authn"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
-// New returns the REST handler, forwarding over conn.
-func New(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
-	jsonpb := &runtime.JSONPb{
+// Verifier checks tokens (authn.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*authn.Principal, error)
+}
+
+// New returns the REST handler, forwarding over conn. v checks the token of
+// requests the API has no route for: the control plane decides every
+// request it receives, but an unknown path is answered here, and it must not
+// tell a caller without a valid token what exists.
+func New(ctx context.Context, conn *grpc.ClientConn, v Verifier) (http.Handler, error) {
+	jsonpb := &strictJSON{JSONPb: &runtime.JSONPb{
 		// The REST JSON is the config file's vocabulary: field names as
 		// the protos' json_name, empty fields left out, and unknown fields
 		// refused rather than silently dropped.
 		MarshalOptions:   protojson.MarshalOptions{},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}
+	}}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: jsonpb}),
-		runtime.WithMarshalerOption("application/x-www-form-urlencoded", &formMarshaler{JSONPb: jsonpb}),
+		runtime.WithMarshalerOption("application/x-www-form-urlencoded", &formMarshaler{strictJSON: jsonpb}),
 		runtime.WithErrorHandler(errorHandler),
-		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithRoutingErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
+			if _, err := v.Verify(ctx, httpauth.Token(r)); err != nil {
+				httpauth.Unauthorized(w, err)
+				return
+			}
+			routingErrorHandler(ctx, mux, m, w, r, status)
+		}),
 		runtime.WithForwardResponseRewriter(emptyLists),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -149,7 +164,7 @@ func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.M
 // formMarshaler reads the OAuth 2 form encoding of a token request
 // (grant_type=client_credentials&client_id=...) and writes JSON.
 type formMarshaler struct {
-	*runtime.JSONPb
+	*strictJSON
 }
 
 func (f *formMarshaler) ContentType(any) string { return "application/json" }
@@ -159,7 +174,7 @@ func (f *formMarshaler) ContentType(any) string { return "application/json" }
 // JSON labelled as a form unless told otherwise.
 func (f *formMarshaler) Unmarshal(data []byte, v any) error {
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		return f.JSONPb.Unmarshal(data, v)
+		return f.strictJSON.Unmarshal(data, v)
 	}
 	req, ok := v.(*atraxv1.IssueTokenRequest)
 	if !ok {

@@ -58,9 +58,13 @@ func validName(name string) bool {
 	return true
 }
 
-// canonicalTransport maps a transport type as written to TransportStdio,
+// CanonicalTransport maps a transport type as written to TransportStdio,
 // TransportSSE or TransportHTTP. "streamable-http" and "streamableHttp" are
 // what VS Code and some SDKs write for streamable HTTP.
+func CanonicalTransport(t string) (string, bool) {
+	return canonicalTransport(t)
+}
+
 func canonicalTransport(t string) (string, bool) {
 	switch t {
 	case TransportStdio, TransportSSE, TransportHTTP:

@@ -72,6 +72,9 @@ type Server struct {
 	// With isolation "session": the most upstream sessions (for stdio, child
 	// processes) the server may have at once on one edge; 0 means 100.
 	MaxSessions int32 `protobuf:"varint,17,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	// Input only: "type" is how VS Code and Claude Code write transport_type.
+	// It is folded into transport_type (the two must agree) and never returned.
+	Type string `protobuf:"bytes,18,opt,name=type,proto3" json:"type,omitempty"`
 	// Read-only: "config" for servers defined by the config file (read-only
 	// through the API), "api" for servers created through the API.
 	Source string `protobuf:"bytes,20,opt,name=source,proto3" json:"source,omitempty"`
@@ -239,6 +242,13 @@ func (x *Server) GetMaxSessions() int32 {
 	return 0
 }
 
+func (x *Server) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
 func (x *Server) GetSource() string {
 	if x != nil {
 		return x.Source
@@ -333,7 +343,7 @@ var File_atrax_v1_server_proto protoreflect.FileDescriptor
 
 const file_atrax_v1_server_proto_rawDesc = "" +
 	"\n" +
-	"\x15atrax/v1/server.proto\x12\batrax.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x06\n" +
+	"\x15atrax/v1/server.proto\x12\batrax.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x06\n" +
 	"\x06Server\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0etransport_type\x18\x02 \x01(\tR\rtransportType\x12\x18\n" +
@@ -352,7 +362,8 @@ const file_atrax_v1_server_proto_rawDesc = "" +
 	"\atimeout\x18\x0e \x01(\tR\atimeout\x12\x1c\n" +
 	"\tisolation\x18\x0f \x01(\tR\tisolation\x12\x1b\n" +
 	"\tpin_tools\x18\x10 \x01(\bR\bpinTools\x12!\n" +
-	"\fmax_sessions\x18\x11 \x01(\x05R\vmaxSessions\x12\x16\n" +
+	"\fmax_sessions\x18\x11 \x01(\x05R\vmaxSessions\x12\x12\n" +
+	"\x04type\x18\x12 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x14 \x01(\tR\x06source\x12\x14\n" +
 	"\x05state\x18\x15 \x01(\tR\x05state\x12;\n" +
 	"\vcreate_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
