@@ -24,8 +24,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/atrax-mcp/atrax/edge/httpauth"
-	"github.com/atrax-mcp/atrax/internal/authn"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+	"github.com/atrax-mcp/atrax/internal/authn"
 )
 
 // Verifier checks tokens (authn.Verifier).
