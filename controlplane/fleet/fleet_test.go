@@ -1,0 +1,214 @@
+package fleet_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/atrax-mcp/atrax/controlplane/fleet"
+	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+func hello(id string) *atraxv1.EdgeHello {
+	return &atraxv1.EdgeHello{EdgeId: id, Address: "10.0.0.1:4000", Version: "v1.2.3", SnapshotVersion: 7}
+}
+
+func ids(edges []*atraxv1.EdgeStatus) []string {
+	var out []string
+	for _, e := range edges {
+		out = append(out, e.GetEdgeId())
+	}
+	return out
+}
+
+func TestConnectReportDisconnect(t *testing.T) {
+	c := &clock{now: t0}
+	f := fleet.New(c.Now)
+	if got := f.Edges(); len(got) != 0 {
+		t.Fatalf("Edges of a new fleet = %v, want none", got)
+	}
+
+	disconnect := f.Connect(hello("edge-a"))
+	want := &atraxv1.EdgeStatus{
+		EdgeId: "edge-a", Address: "10.0.0.1:4000", Version: "v1.2.3", Connected: true,
+		ConnectTime: ts(t0), LastSeenTime: ts(t0), SnapshotVersion: 7,
+	}
+	if diff := cmp.Diff([]*atraxv1.EdgeStatus{want}, f.Edges(), protocmp.Transform()); diff != "" {
+		t.Errorf("Edges after Connect (-want +got):\n%s", diff)
+	}
+
+	c.Advance(time.Minute)
+	report := &atraxv1.EdgeReport{
+		SnapshotVersion: 8,
+		Upstreams:       []*atraxv1.UpstreamStatus{{Name: "memory"}},
+		Sessions:        []*atraxv1.SessionCount{{}},
+	}
+	f.Report("edge-a", report)
+	want.SnapshotVersion, want.LastSeenTime = 8, ts(t0.Add(time.Minute))
+	want.Upstreams, want.Sessions = []*atraxv1.UpstreamStatus{{Name: "memory"}}, []*atraxv1.SessionCount{{}}
+	if diff := cmp.Diff([]*atraxv1.EdgeStatus{want}, f.Edges(), protocmp.Transform()); diff != "" {
+		t.Errorf("Edges after Report (-want +got):\n%s", diff)
+	}
+
+	// The fleet keeps copies: neither the reporter nor a reader can change it.
+	report.Upstreams[0].Name = "changed by the reporter"
+	f.Edges()[0].Upstreams[0].Name = "changed by a reader"
+	f.Edges()[0].Address = "changed"
+	if diff := cmp.Diff([]*atraxv1.EdgeStatus{want}, f.Edges(), protocmp.Transform()); diff != "" {
+		t.Errorf("Edges after callers changed their messages (-want +got):\n%s", diff)
+	}
+
+	// A later report replaces the whole state.
+	f.Report("edge-a", &atraxv1.EdgeReport{SnapshotVersion: 9})
+	want.SnapshotVersion, want.Upstreams, want.Sessions = 9, nil, nil
+	if diff := cmp.Diff([]*atraxv1.EdgeStatus{want}, f.Edges(), protocmp.Transform()); diff != "" {
+		t.Errorf("Edges after an empty Report (-want +got):\n%s", diff)
+	}
+
+	// Reports from edges that never said hello are dropped.
+	f.Report("stranger", &atraxv1.EdgeReport{SnapshotVersion: 1})
+	if got := ids(f.Edges()); !cmp.Equal(got, []string{"edge-a"}) {
+		t.Errorf("Edges after a report from a stranger = %q, want [edge-a]", got)
+	}
+
+	c.Advance(time.Minute)
+	disconnect()
+	want.Connected, want.LastSeenTime = false, ts(t0.Add(2*time.Minute))
+	if diff := cmp.Diff([]*atraxv1.EdgeStatus{want}, f.Edges(), protocmp.Transform()); diff != "" {
+		t.Errorf("Edges after disconnect (-want +got):\n%s", diff)
+	}
+	c.Advance(time.Minute)
+	disconnect() // once only
+	if diff := cmp.Diff([]*atraxv1.EdgeStatus{want}, f.Edges(), protocmp.Transform()); diff != "" {
+		t.Errorf("Edges after a second disconnect (-want +got):\n%s", diff)
+	}
+
+	// Reconnecting marks it connected again.
+	c.Advance(time.Minute)
+	again := f.Connect(hello("edge-a"))
+	defer again()
+	if e := f.Edges()[0]; !e.GetConnected() || !e.GetConnectTime().AsTime().Equal(c.Now()) {
+		t.Errorf("after reconnect: connected %v since %v, want true since %v", e.GetConnected(), e.GetConnectTime().AsTime(), c.Now())
+	}
+}
+
+func TestMultipleStreamsForOneEdge(t *testing.T) {
+	// An edge that reconnects may open its new stream before the control
+	// plane notices the old one ended: the edge stays connected until its
+	// last stream ends.
+	c := &clock{now: t0}
+	f := fleet.New(c.Now)
+	first := f.Connect(hello("edge-a"))
+	second := f.Connect(hello("edge-a"))
+	other := f.Connect(hello("edge-b"))
+	defer other()
+
+	first()
+	first() // a repeated call must not end the second stream
+	if e := f.Edges()[0]; !e.GetConnected() {
+		t.Fatal("edge disconnected while a stream is still open")
+	}
+	second()
+	edges := f.Edges()
+	if edges[0].GetConnected() || !edges[1].GetConnected() {
+		t.Errorf("after the last stream: edge-a connected %v, edge-b connected %v; want false, true", edges[0].GetConnected(), edges[1].GetConnected())
+	}
+
+	// A fresh stream after all ended counts from zero again.
+	third := f.Connect(hello("edge-a"))
+	if !f.Edges()[0].GetConnected() {
+		t.Error("edge not connected after a new stream")
+	}
+	third()
+	if f.Edges()[0].GetConnected() {
+		t.Error("edge still connected after its only stream ended")
+	}
+}
+
+func TestForget(t *testing.T) {
+	c := &clock{now: t0}
+	f := fleet.New(c.Now)
+	gone := f.Connect(hello("gone"))
+	stays := f.Connect(hello("stays"))
+	defer stays()
+	gone()
+
+	c.Advance(10 * time.Minute)
+	if got := ids(f.Edges()); !cmp.Equal(got, []string{"gone", "stays"}) {
+		t.Errorf("Edges 10 minutes after a disconnect = %q, want both", got)
+	}
+	c.Advance(time.Second)
+	if got := ids(f.Edges()); !cmp.Equal(got, []string{"stays"}) {
+		t.Errorf("Edges after 10 minutes and a second = %q, want [stays]", got)
+	}
+
+	// A connected edge is never forgotten, however long it stays quiet.
+	c.Advance(24 * time.Hour)
+	if got := ids(f.Edges()); !cmp.Equal(got, []string{"stays"}) {
+		t.Errorf("Edges a day later = %q, want [stays]", got)
+	}
+
+	// A forgotten edge that comes back is listed afresh.
+	back := f.Connect(hello("gone"))
+	defer back()
+	if got := ids(f.Edges()); !cmp.Equal(got, []string{"gone", "stays"}) {
+		t.Errorf("Edges after the forgotten edge returned = %q, want both", got)
+	}
+}
+
+func TestEdgesOrder(t *testing.T) {
+	f := fleet.New(nil) // the real clock
+	for _, id := range []string{"c", "a", "b"} {
+		defer f.Connect(hello(id))()
+	}
+	if got := ids(f.Edges()); !cmp.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("Edges order = %q, want [a b c]", got)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	f := fleet.New(nil)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			id := string(rune('a' + i))
+			for range 50 {
+				done := f.Connect(hello(id))
+				f.Report(id, &atraxv1.EdgeReport{SnapshotVersion: 1})
+				f.Edges()
+				done()
+			}
+		})
+	}
+	wg.Wait()
+	for _, e := range f.Edges() {
+		if e.GetConnected() {
+			t.Errorf("edge %s connected after every stream ended", e.GetEdgeId())
+		}
+	}
+}
