@@ -250,10 +250,34 @@ func policy() grpcauth.Policy {
 	}
 }
 
+// logInternal logs the cause of an internal error, which the client sees
+// only as "internal error".
+func (p *plane) logInternal() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if cause, ok := service.InternalCause(err); ok {
+			p.log.Error("internal error", "method", info.FullMethod, "err", cause)
+		}
+		return resp, err
+	}
+}
+
+func (p *plane) logInternalStream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		err := handler(srv, ss)
+		if cause, ok := service.InternalCause(err); ok {
+			p.log.Error("internal error", "method", info.FullMethod, "err", cause)
+		}
+		return err
+	}
+}
+
 func (p *plane) grpcServer(tlsConfig *tls.Config, stopping <-chan struct{}) *grpc.Server {
 	auth := &grpcauth.Interceptors{Verifier: p.verifier, Policy: policy()}
 	var sopts []grpc.ServerOption
-	sopts = append(sopts, grpc.ChainUnaryInterceptor(auth.Unary()), grpc.ChainStreamInterceptor(auth.Stream()))
+	sopts = append(sopts,
+		grpc.ChainUnaryInterceptor(p.logInternal(), auth.Unary()),
+		grpc.ChainStreamInterceptor(p.logInternalStream(), auth.Stream()))
 	if tlsConfig != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}

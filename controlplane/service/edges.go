@@ -40,7 +40,11 @@ func (e *Edges) Sync(stream atraxv1.EdgeService_SyncServer) error {
 	if hello == nil || hello.GetEdgeId() == "" {
 		return status.Error(codes.InvalidArgument, "the first message of a Sync stream must be a hello with an edge_id")
 	}
-	log := e.Logger.With("edge", hello.GetEdgeId())
+	log := e.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("edge", hello.GetEdgeId())
 	disconnect := e.Fleet.Connect(hello)
 	defer disconnect()
 	log.Info("edge connected", "address", hello.GetAddress(), "version", hello.GetVersion())

@@ -59,7 +59,30 @@ func toStatus(err error) error {
 	case errors.Is(err, issuer.ErrInvalidRequest):
 		return oauthError(codes.InvalidArgument, issuer.ErrInvalidRequest, err)
 	}
-	return status.Error(codes.Internal, err.Error())
+	return &internalError{err: err}
+}
+
+// internalError is an unexpected failure. Its text may name files or other
+// internals, so clients get a generic message (GRPCStatus) and the cause
+// goes to the log (see InternalCause).
+type internalError struct{ err error }
+
+func (e *internalError) Error() string { return e.err.Error() }
+func (e *internalError) Unwrap() error { return e.err }
+
+// GRPCStatus is what gRPC sends for the error.
+func (e *internalError) GRPCStatus() *status.Status {
+	return status.New(codes.Internal, "internal error; the control plane's log has the details")
+}
+
+// InternalCause returns the cause of an internal error the services
+// returned, for logging; ok is false for every other error.
+func InternalCause(err error) (cause error, ok bool) {
+	var ie *internalError
+	if errors.As(err, &ie) {
+		return ie.err, true
+	}
+	return nil, false
 }
 
 // invalidArgument carries each field problem as a BadRequest violation.

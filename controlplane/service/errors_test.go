@@ -82,8 +82,16 @@ func TestToStatus(t *testing.T) {
 			if st.Code() != tt.code {
 				t.Errorf("code = %v, want %v", st.Code(), tt.code)
 			}
-			if st.Message() != tt.err.Error() {
-				t.Errorf("message = %q, want the error's own %q", st.Message(), tt.err.Error())
+			wantMsg := tt.err.Error()
+			if tt.code == codes.Internal {
+				// Internal causes stay in the log; clients get no internals.
+				wantMsg = "internal error; the control plane's log has the details"
+				if cause, ok := InternalCause(err); !ok || cause != tt.err {
+					t.Errorf("InternalCause = %v, %v; want %v, true", cause, ok, tt.err)
+				}
+			}
+			if st.Message() != wantMsg {
+				t.Errorf("message = %q, want %q", st.Message(), wantMsg)
 			}
 			var details []proto.Message
 			for _, d := range st.Details() {
