@@ -13,6 +13,7 @@ import (
 	"errors"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -112,14 +113,29 @@ func (in *Interceptors) authorize(ctx context.Context, method string) (context.C
 	switch access {
 	case Admin:
 		if !p.HasScope(authn.ScopeAdmin) {
-			return nil, status.Error(codes.PermissionDenied, "this call needs the admin scope")
+			return nil, insufficientScope(authn.ScopeAdmin)
 		}
 	case Edge:
 		if !p.HasScope(authn.ScopeEdge) && !p.HasScope(authn.ScopeAdmin) {
-			return nil, status.Error(codes.PermissionDenied, "this call needs the edge scope")
+			return nil, insufficientScope(authn.ScopeEdge)
 		}
 	}
 	return authn.NewContext(ctx, p), nil
+}
+
+// ReasonInsufficientScope is the ErrorInfo reason of a refusal for want of
+// a scope; its metadata names the scope under "scope". HTTP gateways turn it
+// into RFC 6750's insufficient_scope challenge.
+const ReasonInsufficientScope = "insufficient_scope"
+
+func insufficientScope(scope string) error {
+	st := status.New(codes.PermissionDenied, "this call needs the "+scope+" scope")
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason: ReasonInsufficientScope, Domain: "atrax.dev", Metadata: map[string]string{"scope": scope},
+	}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // bearer returns the bearer token in the request's metadata, or "".

@@ -132,8 +132,13 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler,
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
-	if st.Code() == codes.PermissionDenied {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"insufficient_scope\", error_description=%q", httpauth.Realm, st.Message()))
+	for _, d := range st.Details() {
+		// Only a missing scope earns the insufficient_scope challenge; other
+		// refusals (a command not allowed) are not about the token.
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == "insufficient_scope" {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"insufficient_scope\", scope=%q, error_description=%q",
+				httpauth.Realm, info.GetMetadata()["scope"], st.Message()))
+		}
 	}
 	buf, merr := m.Marshal(st.Proto())
 	if merr != nil {

@@ -20,6 +20,13 @@ import (
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
 
+// scopeError is the control plane's refusal for want of a scope.
+func scopeError(scope string) error {
+	st, _ := status.New(codes.PermissionDenied, "this call needs the "+scope+" scope").WithDetails(
+		&errdetails.ErrorInfo{Reason: "insufficient_scope", Domain: "atrax.dev", Metadata: map[string]string{"scope": scope}})
+	return st.Err()
+}
+
 func newFormMarshaler() *formMarshaler {
 	return &formMarshaler{strictJSON: &strictJSON{JSONPb: &runtime.JSONPb{UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false}}}}
 }
@@ -230,8 +237,13 @@ func TestErrorHandler(t *testing.T) {
 			code: 401, challenge: `Bearer realm="atrax", error="invalid_token", error_description="invalid token: expired"`,
 		},
 		{
-			name: "insufficient scope", authorization: "Bearer edge", err: status.Error(codes.PermissionDenied, "this call needs the admin scope"),
-			code: 403, challenge: `Bearer realm="atrax", error="insufficient_scope", error_description="this call needs the admin scope"`,
+			name: "insufficient scope", authorization: "Bearer edge", err: scopeError("admin"),
+			code: 403, challenge: `Bearer realm="atrax", error="insufficient_scope", scope="admin", error_description="this call needs the admin scope"`,
+		},
+		{
+			// Not about the token: no insufficient_scope challenge.
+			name: "permission denied otherwise", authorization: "Bearer admin", err: status.Error(codes.PermissionDenied, "command not allowed"),
+			code: 403, challenge: "",
 		},
 		{name: "not a status", err: context.DeadlineExceeded, code: 500},
 	}
@@ -261,8 +273,8 @@ func TestErrorHandler(t *testing.T) {
 			if body["message"] != st.Message() || body["code"] != float64(st.Code()) {
 				t.Errorf("body = %s, want code %d and message %q", w.Body, st.Code(), st.Message())
 			}
-			if len(st.Details()) > 0 && !strings.Contains(w.Body.String(), "field_violations") && !strings.Contains(w.Body.String(), "fieldViolations") {
-				t.Errorf("body %s lacks the field violations", w.Body)
+			if len(st.Details()) > 0 && !strings.Contains(w.Body.String(), "type.googleapis.com/google.rpc.") {
+				t.Errorf("body %s lacks the status details", w.Body)
 			}
 		})
 	}
