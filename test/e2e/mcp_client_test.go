@@ -102,10 +102,13 @@ type mcpGateway struct {
 }
 
 // startMCPGateway starts atrax serve with cfg and waits until every named
-// upstream runs.
+// upstream runs. When the test ends (after the clients it connected have
+// gone) the gateway is stopped with SIGTERM and must exit cleanly, having
+// shut its stdio servers down: a SIGKILLed gateway would leave them behind.
 func startMCPGateway(t testing.TB, pe *peers.Peers, cfg string, running ...string) *mcpGateway {
 	t.Helper()
 	p := startAtrax(t, "serve", cfg, nil)
+	t.Cleanup(p.Stop)
 	waitUpstreams(t, p, running...)
 	return &mcpGateway{proc: p, pe: pe}
 }
