@@ -33,6 +33,7 @@ import (
 	"github.com/atrax-mcp/atrax/edge/httpauth"
 	"github.com/atrax-mcp/atrax/edge/restgw"
 	"github.com/atrax-mcp/atrax/edge/router"
+	"github.com/atrax-mcp/atrax/edge/seal"
 	"github.com/atrax-mcp/atrax/edge/session"
 	"github.com/atrax-mcp/atrax/edge/upstream"
 	"github.com/atrax-mcp/atrax/edge/watch"
@@ -206,6 +207,7 @@ type edgeServer struct {
 	mcp      *downstream.Handler
 	refs     map[string]*serverRef // by server name; used by apply only
 	reports  chan struct{}
+	seal     *seal.Ring // keys for the state handed to stateless clients
 }
 
 // newEdgeID returns an id unique to this process: the host name, for
@@ -237,6 +239,13 @@ func (e *edgeServer) apply(s *atraxv1.Snapshot) {
 		revoked[r.GetJti()] = r.GetExpireTime().AsTime()
 	}
 	e.verifier.SetRevocations(revoked)
+	var sealKeys []seal.Key
+	for _, k := range s.GetSealKeys() {
+		sealKeys = append(sealKeys, seal.Key{ID: k.GetId(), Key: k.GetKey()})
+	}
+	if err := e.seal.Set(sealKeys); err != nil {
+		e.log.Error("snapshot carries seal keys this edge cannot use", "err", err)
+	}
 	want, entries := e.desired(s.GetServers())
 	e.pool.Apply(want)
 	ns := s.GetNamespacing()

@@ -8,9 +8,11 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/atrax-mcp/atrax/edge/bridge"
 	"github.com/atrax-mcp/atrax/edge/downstream"
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/edge/router"
+	"github.com/atrax-mcp/atrax/edge/seal"
 	"github.com/atrax-mcp/atrax/edge/session"
 	"github.com/atrax-mcp/atrax/edge/upstream"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
@@ -22,9 +24,11 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 	info, _ := json.Marshal(map[string]string{"name": "atrax", "version": opts.Version})
 	e.sessions = session.NewStore()
 	cfg := opts.Config
+	e.seal = &seal.Ring{}
 	e.router = router.New(router.Options{
 		ServerInfo: info,
 		PageSize:   cfg.HTTP.PageSize,
+		Sealer:     &bridge.Sealer{Ring: e.seal, Edge: e.id},
 		Sessions:   e.sessions.Each,
 		Logger:     e.log.With("part", "router"),
 	})

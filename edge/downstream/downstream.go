@@ -32,6 +32,12 @@ type Dispatcher interface {
 	Handle(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response
 	// HandleNotification takes a notification.
 	HandleNotification(ctx context.Context, s *session.Session, n *jsonrpc.Request)
+	// Listen serves a stateless subscriptions/listen request until ctx
+	// ends; what it sends goes to s.
+	Listen(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response
+	// Tool returns a tool's definition as clients see it, by its visible
+	// name (for checking parameter headers).
+	Tool(name string) (json.RawMessage, bool)
 }
 
 // Verifier checks tokens (authn.Verifier).

@@ -52,6 +52,10 @@ func newStream(id string, limit int) *stream {
 func (s *stream) push(name string, data []byte, resp bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.pushLocked(name, data, resp)
+}
+
+func (s *stream) pushLocked(name string, data []byte, resp bool) error {
 	if s.closed {
 		return s.errLocked()
 	}
@@ -62,6 +66,21 @@ func (s *stream) push(name string, data []byte, resp bool) error {
 	}
 	s.signal()
 	return nil
+}
+
+// pushOrTrim appends an event to a stream that may have no reader (the
+// standalone stream): while none is attached, the oldest half of the
+// events give way beyond limit instead of the stream failing, so that a
+// client that opens its GET stream late is not dropped for it. It reports
+// whether events were dropped.
+func (s *stream) pushOrTrim(data []byte) (trimmed bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed && !s.attached && len(s.events) >= s.limit {
+		s.events = s.events[len(s.events)/2:]
+		trimmed = true
+	}
+	return trimmed, s.pushLocked("", data, false)
 }
 
 func (s *stream) errLocked() error {
@@ -95,13 +114,20 @@ func (s *stream) answer(r *jsonrpc.Response) (complete bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if err := s.push("", data, true); err != nil {
-		return false, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.pushLocked("", data, true); err != nil {
+		return false, err
+	}
 	delete(s.waiting, jsonrpc.IDKey(r.ID))
-	return len(s.waiting) == 0, nil
+	if len(s.waiting) > 0 {
+		return false, nil
+	}
+	// The last answer ends the stream in the same step, so that a reader
+	// woken by it never sees every answer but not the end (and writes SSE
+	// where plain JSON was due).
+	s.closed = true
+	return true, nil
 }
 
 // owns reports whether the response to id goes on this stream.

@@ -59,11 +59,7 @@ func (k streamableSink) Send(ctx context.Context, msg jsonrpc.Message) error {
 	k.st.mu.Unlock()
 	// Nobody may be listening on the standalone stream; messages wait for
 	// the next GET, and beyond the cap the oldest give way.
-	if err := sa.push("", data, false); err == errSlowClient {
-		sa.mu.Lock()
-		sa.closed, sa.err = false, nil
-		sa.events = sa.events[len(sa.events)/2:]
-		sa.mu.Unlock()
+	if trimmed, _ := sa.pushOrTrim(data); trimmed {
 		k.h.log.Warn("standalone stream backlog trimmed: the client has no GET stream open", "session_transport", "streamable")
 	}
 	return nil
@@ -73,10 +69,16 @@ func (h *Handler) serveStreamable(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost:
 		h.streamablePOST(w, r)
-	case http.MethodGet:
-		h.streamableGET(w, r)
-	case http.MethodDelete:
-		h.streamableDELETE(w, r)
+	case http.MethodGet, http.MethodDelete:
+		if r.Header.Get(headerSessionID) == "" && protocol.Stateless(r.Header.Get(headerVersion)) {
+			statelessGETDELETE(w, r)
+			return
+		}
+		if r.Method == http.MethodGet {
+			h.streamableGET(w, r)
+		} else {
+			h.streamableDELETE(w, r)
+		}
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeJSONRPCError(w, http.StatusMethodNotAllowed, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "method %s is not allowed on /mcp", r.Method))
@@ -157,6 +159,10 @@ func (h *Handler) streamablePOST(w http.ResponseWriter, r *http.Request) {
 	msgs, batch, err := jsonrpc.Decode(body)
 	if err != nil {
 		writeJSONRPCError(w, http.StatusBadRequest, asError(err))
+		return
+	}
+	if isStateless(r, msgs) {
+		h.statelessPOST(w, r, msgs, batch)
 		return
 	}
 	if r.Header.Get(headerSessionID) == "" {

@@ -103,6 +103,9 @@ type ServerCapabilities struct {
 	Resources   *ResourcesCap    `json:"resources,omitempty"`
 	Logging     *json.RawMessage `json:"logging,omitempty"`
 	Completions *json.RawMessage `json:"completions,omitempty"`
+	// Extensions are the extensions a server offers (tasks, ...), passed
+	// on as they are.
+	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
 }
 
 // ListCapability is a capability with listChanged.

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atrax-mcp/atrax/edge/bridge"
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/edge/protocol"
 	"github.com/atrax-mcp/atrax/edge/session"
@@ -46,6 +47,9 @@ type CallOptions struct {
 	Notify func(*jsonrpc.Request)
 	// Request answers server-to-client requests that belong to the call.
 	Request func(context.Context, *jsonrpc.Request) *jsonrpc.Response
+	// ClientCaps are the capabilities of the client the call is for, which
+	// a stateless server reads from each request's _meta.
+	ClientCaps json.RawMessage
 }
 
 // Catalog is a server's lists and its initialize result.
@@ -68,7 +72,13 @@ type Options struct {
 	PageSize int
 	// Sessions visits every open session (to tell them of changes).
 	Sessions func(func(*session.Session))
-	Logger   *slog.Logger
+	// Sealer seals the requestState of input_required results; without
+	// one, stateless clients cannot be bridged to session-era servers.
+	Sealer *bridge.Sealer
+	// HeldTTL bounds how long a held call waits for its client to come
+	// back (DefaultHeldTTL when 0).
+	HeldTTL time.Duration
+	Logger  *slog.Logger
 }
 
 // Router routes client requests to servers.
@@ -84,6 +94,11 @@ type Router struct {
 
 	subMu sync.Mutex
 	subs  map[subKey]int // upstream subscriptions, counted over sessions
+
+	held *bridge.Table // calls held for stateless clients
+
+	lisMu     sync.Mutex
+	listeners map[*listener]struct{}
 }
 
 type subKey struct{ server, uri string }
@@ -99,7 +114,7 @@ func New(opts Options) *Router {
 	if opts.ServerInfo == nil {
 		opts.ServerInfo = json.RawMessage(`{"name":"atrax","version":"dev"}`)
 	}
-	r := &Router{opts: opts, log: opts.Logger, subs: map[subKey]int{}}
+	r := &Router{opts: opts, log: opts.Logger, subs: map[subKey]int{}, held: bridge.NewTable(), listeners: map[*listener]struct{}{}}
 	r.table.Store(build(nil, Namespacing{}, r.log))
 	return r
 }
@@ -129,10 +144,17 @@ func (r *Router) Refresh() {
 	if old.resourcesHash != t.resourcesHash {
 		changed = append(changed, protocol.NotificationResourcesChanged)
 	}
-	if len(changed) == 0 || r.opts.Sessions == nil {
+	if len(changed) == 0 {
+		return
+	}
+	r.notifyListeners(changed)
+	if r.opts.Sessions == nil {
 		return
 	}
 	r.opts.Sessions(func(s *session.Session) {
+		if protocol.Stateless(s.Version()) {
+			return // stateless clients hear of changes on listen streams
+		}
 		for _, m := range changed {
 			if err := s.Notify(s.Context(), m, nil); err != nil {
 				r.log.Debug("list_changed not delivered", "session", s.ID, "err", err)
@@ -183,7 +205,7 @@ func (r *Router) Initialize(s *session.Session, params json.RawMessage) (json.Ra
 func (r *Router) instructions(s *session.Session) string {
 	var b strings.Builder
 	for _, e := range r.table.Load().servers {
-		ins := e.Server.Catalog().Init.Instructions
+		ins := initOf(e).Instructions
 		if ins == "" || !s.Principal.AllowsServer(e.Server.Name()) {
 			continue
 		}
@@ -195,7 +217,12 @@ func (r *Router) instructions(s *session.Session) string {
 // Handle answers one client request. ctx carries the request's lifetime
 // (cancelled by notifications/cancelled or the session's end).
 func (r *Router) Handle(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response {
-	resp := r.handle(ctx, s, req)
+	var resp *jsonrpc.Response
+	if protocol.Stateless(s.Version()) {
+		resp = r.handleStateless(ctx, s, req)
+	} else {
+		resp = r.handle(ctx, s, req)
+	}
 	resp.ID = req.ID
 	return resp
 }
@@ -373,7 +400,7 @@ func (r *Router) owner(s *session.Session, uri string) *Entry {
 	}
 	var only *Entry
 	for _, e := range r.visibleServers(s) {
-		if e.Server.Catalog().Init.Capabilities.Resources == nil {
+		if initOf(e).Capabilities.Resources == nil {
 			continue
 		}
 		if only != nil {
@@ -510,7 +537,7 @@ func (r *Router) complete(ctx context.Context, s *session.Session, req *jsonrpc.
 func (r *Router) setLevel(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response {
 	var wg sync.WaitGroup
 	for _, e := range r.visibleServers(s) {
-		if e.Server.Catalog().Init.Capabilities.Logging == nil {
+		if initOf(e).Capabilities.Logging == nil {
 			continue
 		}
 		wg.Add(1)
@@ -547,18 +574,93 @@ func (r *Router) forward(ctx context.Context, s *session.Session, srv Server, re
 			return r.ask(rctx, s, sreq)
 		},
 	}
-	resp, err := srv.Call(ctx, req.Method, params, o)
-	if err != nil {
-		var je *jsonrpc.Error
-		if errors.As(err, &je) {
-			return jsonrpc.ErrorResponse(req.ID, je)
+	o.ClientCaps = s.RawCapabilities()
+	for round := 0; ; round++ {
+		resp, err := srv.Call(ctx, req.Method, params, o)
+		if err != nil {
+			var je *jsonrpc.Error
+			if errors.As(err, &je) {
+				return jsonrpc.ErrorResponse(req.ID, je)
+			}
+			if ctx.Err() != nil {
+				return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeRequestCancelled, "request cancelled"))
+			}
+			return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "server %s: %v", srv.Name(), err))
 		}
-		if ctx.Err() != nil {
-			return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeRequestCancelled, "request cancelled"))
+		inputs, state, ok := inputRequired(resp)
+		if !ok {
+			return resp
 		}
-		return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "server %s: %v", srv.Name(), err))
+		// A stateless server wants input: a session client is asked for
+		// it with real requests, and the server's call is made again with
+		// the answers.
+		if round == maxInputRounds {
+			return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "server %s asked for input more than %d times", srv.Name(), maxInputRounds))
+		}
+		answers, jerr := r.fulfil(ctx, s, inputs)
+		if jerr != nil {
+			return jsonrpc.ErrorResponse(req.ID, jerr)
+		}
+		f, err := jsonrpc.Fields(params)
+		if err != nil {
+			return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params"))
+		}
+		f["inputResponses"] = mustJSON(answers)
+		if state == "" {
+			delete(f, "requestState")
+		} else {
+			f["requestState"] = mustJSON(state)
+		}
+		params = mustJSON(f)
 	}
-	return resp
+}
+
+// maxInputRounds bounds the input_required rounds of one bridged call.
+const maxInputRounds = 16
+
+// inputRequired returns the input requests and state of an input_required
+// result.
+func inputRequired(resp *jsonrpc.Response) (map[string]struct {
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}, string, bool) {
+	if resp == nil || resp.Error != nil {
+		return nil, "", false
+	}
+	var r struct {
+		ResultType    string `json:"resultType"`
+		InputRequests map[string]struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		} `json:"inputRequests"`
+		RequestState string `json:"requestState"`
+	}
+	if json.Unmarshal(resp.Result, &r) != nil || r.ResultType != protocol.ResultInputRequired {
+		return nil, "", false
+	}
+	return r.InputRequests, r.RequestState, true
+}
+
+// fulfil asks a session client for each input a stateless server needs.
+func (r *Router) fulfil(ctx context.Context, s *session.Session, inputs map[string]struct {
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}) (map[string]json.RawMessage, *jsonrpc.Error) {
+	answers := map[string]json.RawMessage{}
+	for key, in := range inputs {
+		if !s.Capabilities().Allows(in.Method) {
+			return nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "the server needs %s from the client, which did not declare the capability", in.Method)
+		}
+		resp, err := s.Request(ctx, in.Method, in.Params)
+		if err != nil {
+			return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "the client did not answer %s: %v", in.Method, err)
+		}
+		if e := jsonrpc.WireError(resp); e != nil {
+			return nil, e
+		}
+		answers[key] = resp.Result
+	}
+	return answers, nil
 }
 
 // ask passes a server-to-client request to s, if s declared the
@@ -579,6 +681,9 @@ func (r *Router) ask(ctx context.Context, s *session.Session, req *jsonrpc.Reque
 // every session that may use the server. owner, when set, is the one
 // session a session-isolated connection serves.
 func (r *Router) ServerNotification(server string, owner *session.Session, n *jsonrpc.Request) {
+	if n.Method == protocol.NotificationResourceUpdated && owner == nil {
+		r.updateListeners(server, n.Params)
+	}
 	sessions := r.opts.Sessions
 	if owner != nil {
 		sessions = func(f func(*session.Session)) { f(owner) }
@@ -591,7 +696,7 @@ func (r *Router) ServerNotification(server string, owner *session.Session, n *js
 		uri, _ = jsonrpc.StringField(n.Params, "uri")
 	}
 	sessions(func(s *session.Session) {
-		if !s.Principal.AllowsServer(server) {
+		if !s.Principal.AllowsServer(server) || protocol.Stateless(s.Version()) && owner == nil {
 			return
 		}
 		if n.Method == protocol.NotificationResourceUpdated && !s.Subscribed(uri) {
@@ -615,7 +720,7 @@ func (r *Router) ServerRequest(ctx context.Context, server string, owner *sessio
 	n := 0
 	if r.opts.Sessions != nil {
 		r.opts.Sessions(func(s *session.Session) {
-			if s.Principal.AllowsServer(server) && s.Capabilities().Allows(req.Method) {
+			if s.Principal.AllowsServer(server) && !protocol.Stateless(s.Version()) && s.Capabilities().Allows(req.Method) {
 				only = s
 				n++
 			}
@@ -648,6 +753,16 @@ func (r *Router) HandleNotification(ctx context.Context, s *session.Session, n *
 	default:
 		r.log.Debug("client notification not routed", "method", n.Method)
 	}
+}
+
+// initOf returns a server's initialize result. A server that went down
+// since the table was built has a nil Catalog until the next Refresh, and
+// then no result.
+func initOf(e *Entry) protocol.InitializeResult {
+	if c := e.Server.Catalog(); c != nil {
+		return c.Init
+	}
+	return protocol.InitializeResult{}
 }
 
 func mustJSON(v any) json.RawMessage {

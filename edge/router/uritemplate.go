@@ -38,8 +38,11 @@ func parseURITemplate(t string) (*uriTemplate, error) {
 			return nil, errors.New("empty expression")
 		}
 		switch expr[0] {
-		case '+', '#':
-			b.WriteString(regexp.QuoteMeta(strings.TrimPrefix(string(expr[0]), "+")) + `.*`)
+		case '+':
+			b.WriteString(`.*`)
+		case '#':
+			// An undefined or empty fragment expands to nothing, "#" included.
+			b.WriteString(`(?:#.*)?`)
 		case '/':
 			b.WriteString(`(?:/[^/?#]*)*`)
 		case '.':

@@ -25,6 +25,7 @@ import (
 const (
 	TransportSSE        = "sse"        // 2024-11-05 HTTP+SSE
 	TransportStreamable = "streamable" // 2025 revisions
+	TransportStateless  = "stateless"  // 2026-07-28: one request, no session
 )
 
 // ErrClosed is returned for work on a session that has ended.
@@ -74,7 +75,9 @@ type Session struct {
 	mu           sync.Mutex
 	version      string
 	caps         protocol.ClientCapabilities
+	rawCaps      json.RawMessage
 	clientInfo   json.RawMessage
+	logLevel     string
 	initialized  bool
 	inflight     map[any]context.CancelFunc // client request id → cancel
 	pending      map[int64]chan *jsonrpc.Response
@@ -119,6 +122,41 @@ func (s *Session) SetInitialize(version string, p protocol.InitializeParams) {
 	s.version = version
 	s.caps = p.Capabilities
 	s.clientInfo = p.ClientInfo
+}
+
+// SetStateless records what a stateless request declared in its _meta: the
+// revision, the client's capabilities (kept raw, to pass on), its info and
+// the log level it asked for ("" for no logging).
+func (s *Session) SetStateless(version string, caps json.RawMessage, clientInfo json.RawMessage, logLevel string) {
+	var c protocol.ClientCapabilities
+	_ = json.Unmarshal(caps, &c)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version = version
+	s.caps = c
+	s.rawCaps = caps
+	s.clientInfo = clientInfo
+	s.logLevel = logLevel
+	s.initialized = true
+}
+
+// RawCapabilities returns the client's capabilities as it sent them, or
+// the JSON form of what it declared in initialize.
+func (s *Session) RawCapabilities() json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rawCaps != nil {
+		return s.rawCaps
+	}
+	b, _ := json.Marshal(s.caps)
+	return b
+}
+
+// LogLevel is the log level a stateless request asked for, "" for none.
+func (s *Session) LogLevel() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logLevel
 }
 
 // MarkInitialized records the client's notifications/initialized.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/atrax-mcp/atrax/edge/protocol"
 )
 
 // HTTPDoer sends HTTP requests (an *http.Client).
@@ -81,9 +83,15 @@ func (u *Upstream) connectSSE(ctx context.Context) (conn, error) {
 }
 
 // probeStreamable reports whether url answers a streamable HTTP initialize
-// POST (true) or refuses POST the way a legacy SSE server does (false).
+// POST (true) or refuses POST the way a legacy SSE server does (false):
+// 404 or 405 where no POST route exists, 400 where POST needs the session
+// of an SSE stream (go-sdk's SSE handler). The probe is an initialize, as
+// the spec's backwards-compatibility section says, because a stateful
+// streamable server may answer 400 to anything else without a session; a
+// session the probe opened is ended at once.
 func probeStreamable(ctx context.Context, d HTTPDoer, url string, headers map[string]string) (bool, error) {
-	body := `{"jsonrpc":"2.0","id":0,"method":"ping"}`
+	body := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"` + protocol.Latest +
+		`","capabilities":{},"clientInfo":{"name":"atrax-probe","version":"0"}}}`
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, stringsReader(body))
@@ -102,8 +110,19 @@ func probeStreamable(ctx context.Context, d HTTPDoer, url string, headers map[st
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch resp.StatusCode {
-	case http.StatusNotFound, http.StatusMethodNotAllowed:
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
 		return false, nil
+	}
+	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
+		if del, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil); err == nil {
+			for k, v := range headers {
+				del.Header.Set(k, v)
+			}
+			del.Header.Set("Mcp-Session-Id", sid)
+			if r, err := d.Do(del); err == nil {
+				r.Body.Close()
+			}
+		}
 	}
 	return true, nil
 }

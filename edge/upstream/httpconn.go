@@ -479,6 +479,9 @@ type lineReader struct {
 	r   io.Reader
 	buf []byte
 	max int
+	// skipLF is set when a line ended with a CR that was the last byte
+	// read: a LF that follows it belongs to the same line break.
+	skipLF bool
 }
 
 func newLineReader(r io.Reader, max int) *lineReader {
@@ -487,11 +490,21 @@ func newLineReader(r io.Reader, max int) *lineReader {
 
 func (l *lineReader) line() ([]byte, error) {
 	for {
+		if l.skipLF && len(l.buf) > 0 {
+			if l.buf[0] == '\n' {
+				l.buf = append(l.buf[:0], l.buf[1:]...)
+			}
+			l.skipLF = false
+		}
 		if i := bytes.IndexAny(l.buf, "\r\n"); i >= 0 {
 			line := l.buf[:i]
 			rest := l.buf[i+1:]
-			if l.buf[i] == '\r' && len(rest) > 0 && rest[0] == '\n' {
-				rest = rest[1:]
+			if l.buf[i] == '\r' {
+				if len(rest) > 0 && rest[0] == '\n' {
+					rest = rest[1:]
+				} else if len(rest) == 0 {
+					l.skipLF = true
+				}
 			}
 			out := append([]byte(nil), line...)
 			l.buf = append(l.buf[:0], rest...)

@@ -29,6 +29,9 @@ type session struct {
 	closed   error
 
 	refresh chan string // list methods to fetch again
+	// listed is closed once the lists initialize fetched are in place;
+	// refreshes start from them.
+	listed chan struct{}
 }
 
 type call struct {
@@ -39,6 +42,7 @@ type call struct {
 	resp     chan *jsonrpc.Response
 	progress chan struct{} // a progress notification arrived (resets the timeout)
 	started  time.Time
+	asking   int // server-to-client requests of this call waiting on the client
 }
 
 func newSession(u *Upstream, c conn) *session {
@@ -49,6 +53,7 @@ func newSession(u *Upstream, c conn) *session {
 		progress: map[string]*call{},
 		incoming: map[string]context.CancelFunc{},
 		refresh:  make(chan string, 8),
+		listed:   make(chan struct{}),
 	}
 }
 
@@ -199,8 +204,12 @@ func (s *session) deliver(r *jsonrpc.Response) {
 }
 
 // attribute finds the call a server-to-client message belongs to: the call
-// whose HTTP stream carried it, else the newest call when every call in
-// flight has the same caller.
+// whose HTTP stream carried it; else, among the client calls in flight
+// (the edge's own list and handshake calls ask nobody), the newest when
+// they all have one caller. With several callers, a call whose server is
+// already waiting on its client is likely blocked, so the others decide;
+// when every call waits on its client, the newest is the one asking more.
+// Anything else is ambiguous: nil.
 func (s *session) attribute(m *jsonrpc.Request) *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -209,16 +218,46 @@ func (s *session) attribute(m *jsonrpc.Request) *call {
 			return c
 		}
 	}
-	var newest *call
+	var all, free []*call
 	for _, c := range s.calls {
-		if newest != nil && c.opts.Tag != newest.opts.Tag {
-			return nil
+		if c.opts.Tag == nil {
+			continue
 		}
-		if newest == nil || c.started.After(newest.started) {
-			newest = c
+		all = append(all, c)
+		if c.asking == 0 {
+			free = append(free, c)
 		}
 	}
-	return newest
+	switch {
+	case len(all) == 0:
+		return nil
+	case oneCaller(all):
+		return newest(all)
+	case len(free) > 0 && oneCaller(free):
+		return newest(free)
+	case len(free) == 0:
+		return newest(all)
+	}
+	return nil
+}
+
+func oneCaller(calls []*call) bool {
+	for _, c := range calls[1:] {
+		if c.opts.Tag != calls[0].opts.Tag {
+			return false
+		}
+	}
+	return true
+}
+
+func newest(calls []*call) *call {
+	n := calls[0]
+	for _, c := range calls[1:] {
+		if c.started.After(n.started) {
+			n = c
+		}
+	}
+	return n
 }
 
 func (s *session) serverRequest(ctx context.Context, req *jsonrpc.Request) {
@@ -240,7 +279,13 @@ func (s *session) serverRequest(ctx context.Context, req *jsonrpc.Request) {
 		resp = jsonrpc.ResultResponse(req.ID, json.RawMessage(`{}`))
 	default:
 		if c := s.attribute(req); c != nil && c.opts.Request != nil {
+			s.mu.Lock()
+			c.asking++
+			s.mu.Unlock()
 			resp = c.opts.Request(ctx, req)
+			s.mu.Lock()
+			c.asking--
+			s.mu.Unlock()
 		} else if s.u.opts.OnRequest != nil {
 			resp = s.u.opts.OnRequest(ctx, req)
 		} else {
@@ -336,6 +381,15 @@ func (s *session) queueRefresh(method string) {
 // refresher fetches lists again after list_changed, one at a time, so that
 // a server flooding notifications costs one fetch per burst.
 func (s *session) refresher(ctx context.Context) {
+	// A list_changed that comes during the handshake (servers often add
+	// tools once initialized) waits for the lists initialize fetched:
+	// refreshing from the empty lists before them would drop every list
+	// but the one refreshed when stored over them.
+	select {
+	case <-ctx.Done():
+		return
+	case <-s.listed:
+	}
 	for {
 		select {
 		case <-ctx.Done():

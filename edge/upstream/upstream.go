@@ -136,6 +136,9 @@ type CallOptions struct {
 	Notify func(n *jsonrpc.Request)
 	// Request answers a server-to-client request attributed to this call.
 	Request func(ctx context.Context, req *jsonrpc.Request) *jsonrpc.Response
+	// ClientCaps are the capabilities of the client the call is for; a
+	// stateless server gets them in the request's _meta.
+	ClientCaps json.RawMessage
 }
 
 // conn is a JSON-RPC connection to one server.
@@ -304,6 +307,7 @@ func (u *Upstream) serve(ctx context.Context) error {
 		return fmt.Errorf("initialize: %w", err)
 	}
 	u.lists.Store(lists)
+	close(s.listed)
 	u.mu.Lock()
 	u.cur = s
 	u.protocol = lists.Init.ProtocolVersion
