@@ -115,7 +115,19 @@ func (e *edgeServer) reportLoop(ctx context.Context) {
 
 func (e *edgeServer) report() *atraxv1.EdgeReport {
 	r := &atraxv1.EdgeReport{}
+	// A collision the reject strategy refused shows on both servers.
+	conflicts := map[string]string{}
+	for _, c := range e.router.Conflicts() {
+		for _, s := range c.Servers {
+			if conflicts[s] == "" {
+				conflicts[s] = c.String()
+			}
+		}
+	}
 	for _, s := range e.pool.Statuses() {
+		if s.LastError == "" && conflicts[s.Name] != "" {
+			s.LastError = conflicts[s.Name]
+		}
 		r.Upstreams = append(r.Upstreams, &atraxv1.UpstreamStatus{
 			Name: s.Name, State: s.State, TransportType: s.Transport, ProtocolVersion: s.ProtocolVersion,
 			LastError: s.LastError, Restarts: int32(s.Restarts), ToolCount: int32(s.Tools),

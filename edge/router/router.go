@@ -164,8 +164,8 @@ func (r *Router) Refresh() {
 }
 
 // Conflicts returns the collisions the reject strategy refused.
-func (r *Router) Conflicts() []string {
-	return append([]string(nil), r.table.Load().conflicts...)
+func (r *Router) Conflicts() []Conflict {
+	return append([]Conflict(nil), r.table.Load().conflicts...)
 }
 
 // Initialize answers a client's initialize for s and returns the result.

@@ -72,7 +72,7 @@ type table struct {
 	// hashes detect which lists changed between tables.
 	toolsHash, promptsHash, resourcesHash uint64
 	// conflicts are the collisions the reject strategy refused.
-	conflicts []string
+	conflicts []Conflict
 }
 
 // kind selects a list of a catalogue.
@@ -117,16 +117,14 @@ func build(entries []*Entry, ns Namespacing, log *slog.Logger) *table {
 	}
 	t.tools, t.toolBy = t.named(kindTools, cats, ns, log)
 	t.prompts, t.promptBy = t.named(kindPrompts, cats, ns, log)
-	t.resources, t.resBy = t.uris(cats, ns, log)
-	for _, e := range t.servers {
-		for _, raw := range cats[e.Server.Name()].ResourceTemplates {
-			tmpl, _ := jsonrpc.StringField(raw, "uriTemplate")
-			ut, err := parseURITemplate(tmpl)
-			if err != nil {
-				log.Warn("resource template not understood; reads will not be routed by it", "server", e.Server.Name(), "template", tmpl, "err", err)
-			}
-			t.templates = append(t.templates, &item{server: e.Server.Name(), entry: e, name: tmpl, orig: tmpl, raw: raw, uri: ut})
+	t.resources, t.resBy = t.uris(kindResources, "uri", cats, ns, log)
+	t.templates, _ = t.uris(kindTemplates, "uriTemplate", cats, ns, log)
+	for _, it := range t.templates {
+		ut, err := parseURITemplate(it.name)
+		if err != nil {
+			log.Warn("resource template not understood; reads will not be routed by it", "server", it.server, "template", it.name, "err", err)
 		}
+		it.uri = ut
 	}
 	t.toolsHash = hashItems(t.tools)
 	t.promptsHash = hashItems(t.prompts)
@@ -205,9 +203,7 @@ func (t *table) named(k kind, cats map[string]*Catalog, ns Namespacing, log *slo
 				out = append(out, it)
 				by[renamed] = it
 			case ConflictReject:
-				msg := fmt.Sprintf("%q is offered by both %q and %q; the reject strategy serves neither", visible, prev.server, it.server)
-				log.Error("name conflict", "name", visible, "servers", []string{prev.server, it.server})
-				t.conflicts = append(t.conflicts, msg)
+				t.reject(log, visible, prev.server, it.server)
 				prev.name = "" // mark refused
 			default: // first-wins
 			}
@@ -251,14 +247,16 @@ func rank(prefer []string, server string) int {
 	return len(prefer)
 }
 
-// uris builds the resources. URIs are never rewritten; two servers offering
-// one URI are settled by the conflict strategy (rename keeps the first).
-func (t *table) uris(cats map[string]*Catalog, ns Namespacing, log *slog.Logger) ([]*item, map[string]*item) {
+// uris builds the resources (field "uri") or the resource templates
+// (field "uriTemplate"). URIs are never rewritten; two servers offering
+// one URI or template are settled by the conflict strategy (rename keeps
+// the first).
+func (t *table) uris(k kind, field string, cats map[string]*Catalog, ns Namespacing, log *slog.Logger) ([]*item, map[string]*item) {
 	var out []*item
 	by := map[string]*item{}
 	for _, e := range t.servers {
-		for _, raw := range cats[e.Server.Name()].Resources {
-			uri, ok := jsonrpc.StringField(raw, "uri")
+		for _, raw := range k.items(cats[e.Server.Name()]) {
+			uri, ok := jsonrpc.StringField(raw, field)
 			if !ok || uri == "" {
 				continue
 			}
@@ -282,8 +280,7 @@ func (t *table) uris(cats map[string]*Catalog, ns Namespacing, log *slog.Logger)
 					by[uri] = it
 				}
 			case ConflictReject:
-				log.Error("resource URI conflict", "uri", uri, "servers", []string{prev.server, it.server})
-				t.conflicts = append(t.conflicts, fmt.Sprintf("resource %q is offered by both %q and %q; the reject strategy serves neither", uri, prev.server, it.server))
+				t.reject(log, uri, prev.server, it.server)
 				prev.name = ""
 			}
 		}
@@ -295,6 +292,22 @@ func (t *table) uris(cats map[string]*Catalog, ns Namespacing, log *slog.Logger)
 		}
 	}
 	return out, by
+}
+
+// Conflict is a collision the reject strategy refused: neither server's
+// item is served.
+type Conflict struct {
+	Name    string
+	Servers []string
+}
+
+func (c Conflict) String() string {
+	return fmt.Sprintf("%q is offered by both %q and %q; the reject strategy serves neither", c.Name, c.Servers[0], c.Servers[1])
+}
+
+func (t *table) reject(log *slog.Logger, name, first, second string) {
+	log.Error("name conflict", "name", name, "servers", []string{first, second})
+	t.conflicts = append(t.conflicts, Conflict{Name: name, Servers: []string{first, second}})
 }
 
 // allows applies the server's tool filter to one of its own tool names.

@@ -254,7 +254,7 @@ func TestConflictStrategies(t *testing.T) {
 					t.Fatalf("Conflicts = %q, want one", conflicts)
 				}
 				for _, w := range tt.conflicts {
-					if !strings.Contains(conflicts[0], w) {
+					if !strings.Contains(conflicts[0].String(), w) {
 						t.Errorf("conflict %q does not name %s", conflicts[0], w)
 					}
 				}
@@ -293,7 +293,7 @@ func TestResourceConflicts(t *testing.T) {
 				if e := wireErr(t, resp); e.Code != jsonrpc.CodeResourceNotFound {
 					t.Errorf("read of a rejected URI: code %d, want %d", e.Code, jsonrpc.CodeResourceNotFound)
 				}
-				if cs := r.Conflicts(); len(cs) != 1 || !strings.Contains(cs[0], `"a"`) || !strings.Contains(cs[0], `"b"`) {
+				if cs := r.Conflicts(); len(cs) != 1 || !strings.Contains(cs[0].String(), `"a"`) || !strings.Contains(cs[0].String(), `"b"`) {
 					t.Errorf("Conflicts = %q, want one naming a and b", cs)
 				}
 				return
@@ -302,6 +302,42 @@ func TestResourceConflicts(t *testing.T) {
 			result(t, resp, &e)
 			if e.Server != tt.wantOwner {
 				t.Errorf("file:///same read from %q, want %q", e.Server, tt.wantOwner)
+			}
+		})
+	}
+}
+
+// Two servers offering the same resource template are settled like URIs:
+// one template listed (none under reject), reads routed to its owner.
+func TestTemplateConflicts(t *testing.T) {
+	tests := []struct {
+		conflict  string
+		wantList  []string
+		wantOwner string
+	}{
+		{router.ConflictFirstWins, []string{"db://{table}/rows"}, "a"},
+		{router.ConflictLastWins, []string{"db://{table}/rows"}, "b"},
+		{router.ConflictReject, []string{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.conflict, func(t *testing.T) {
+			a := newServer("a").withResources("file:///a").withTemplates("db://{table}/rows")
+			b := newServer("b").withResources("file:///b").withTemplates("db://{table}/rows")
+			r := newRouter(router.Namespacing{Mode: router.ModeAlways, Separator: "__", Conflict: tt.conflict}, nil, a, b)
+			c := newClient(t, "s", nil, `{}`)
+			if diff := cmp.Diff(tt.wantList, names(t, r, c, protocol.MethodResourceTemplatesList)); diff != "" {
+				t.Errorf("templates (-want +got):\n%s", diff)
+			}
+			if tt.wantOwner == "" {
+				if cs := r.Conflicts(); len(cs) != 1 || cs[0].Name != "db://{table}/rows" {
+					t.Errorf("Conflicts = %v, want the template", cs)
+				}
+				return
+			}
+			var e echo
+			result(t, do(t, r, c, protocol.MethodResourcesRead, map[string]string{"uri": "db://users/rows"}), &e)
+			if e.Server != tt.wantOwner {
+				t.Errorf("templated read went to %q, want %q", e.Server, tt.wantOwner)
 			}
 		})
 	}

@@ -37,10 +37,7 @@ func startStdio(s *Spec, maxMessage int, log *slog.Logger) (*stdioConn, error) {
 	cmd := exec.Command(s.Command, s.Args...)
 	cmd.Dir = s.Cwd
 	cmd.Env = childEnv(s.Env)
-	// A process group of its own: the child's own children (npx starts
-	// node) end with it, and a signal to the edge's terminal does not reach
-	// it before the edge has shut it down in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

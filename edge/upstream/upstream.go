@@ -282,6 +282,10 @@ func (u *Upstream) run(ctx context.Context) {
 // serve connects, initializes, lists, and then reads until the connection
 // fails or ctx ends.
 func (u *Upstream) serve(ctx context.Context) error {
+	// Everything of this connection (its read loop, its refresher) ends
+	// with it, not with the upstream.
+	ctx, cancelConn := context.WithCancel(ctx)
+	defer cancelConn()
 	c, transport, err := u.connect(ctx)
 	if err != nil {
 		return err
