@@ -63,7 +63,7 @@ func (r *serverRef) Call(ctx context.Context, method string, params json.RawMess
 		}
 		return nil, jsonrpc.NewError(jsonrpc.CodeConnectionClosed, "server %s: %v", r.name, err)
 	}
-	resp, err := u.Call(ctx, method, params, upstream.CallOptions{Tag: o.Tag, Notify: o.Notify, Request: o.Request, ClientCaps: o.ClientCaps})
+	resp, err := u.Call(ctx, method, params, upstream.CallOptions{Tag: o.Tag, Notify: o.Notify, Request: o.Request, ClientCaps: o.ClientCaps, LogLevel: o.LogLevel})
 	switch {
 	case err == nil:
 		return resp, nil

@@ -50,6 +50,9 @@ type CallOptions struct {
 	// ClientCaps are the capabilities of the client the call is for, which
 	// a stateless server reads from each request's _meta.
 	ClientCaps json.RawMessage
+	// LogLevel is the log level the client asked for ("" for none), which a
+	// stateless server reads from each request's _meta.
+	LogLevel string
 }
 
 // Catalog is a server's lists and its initialize result.
@@ -535,9 +538,14 @@ func (r *Router) complete(ctx context.Context, s *session.Session, req *jsonrpc.
 
 // setLevel sends logging/setLevel to every server s may use that logs.
 func (r *Router) setLevel(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response {
+	level, _ := jsonrpc.StringField(req.Params, "level")
+	s.SetLogLevel(level)
 	var wg sync.WaitGroup
 	for _, e := range r.visibleServers(s) {
-		if initOf(e).Capabilities.Logging == nil {
+		init := initOf(e)
+		if init.Capabilities.Logging == nil || protocol.Stateless(init.ProtocolVersion) {
+			// A stateless server has no logging/setLevel: the level goes
+			// with each of this session's requests instead.
 			continue
 		}
 		wg.Add(1)
@@ -575,6 +583,7 @@ func (r *Router) forward(ctx context.Context, s *session.Session, srv Server, re
 		},
 	}
 	o.ClientCaps = s.RawCapabilities()
+	o.LogLevel = s.LogLevel()
 	for round := 0; ; round++ {
 		resp, err := srv.Call(ctx, req.Method, params, o)
 		if err != nil {

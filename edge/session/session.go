@@ -152,7 +152,15 @@ func (s *Session) RawCapabilities() json.RawMessage {
 	return b
 }
 
-// LogLevel is the log level a stateless request asked for, "" for none.
+// SetLogLevel records the level a session client set with
+// logging/setLevel; calls to stateless servers carry it.
+func (s *Session) SetLogLevel(level string) {
+	s.mu.Lock()
+	s.logLevel = level
+	s.mu.Unlock()
+}
+
+// LogLevel is the log level the client asked for, "" for none.
 func (s *Session) LogLevel() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

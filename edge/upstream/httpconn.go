@@ -3,6 +3,7 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,14 @@ type httpConn struct {
 	version   string
 	closed    bool
 	wg        sync.WaitGroup
+	// stateless is set once the server proved to speak the stateless
+	// revision (server/discover): no session, headers on every request,
+	// cancellation by closing the request.
+	stateless bool
+	inflight  map[int64]context.CancelFunc // stateless calls by id
+	// tool returns a tool's definition by the server's own name, for the
+	// parameter headers of a stateless call.
+	tool func(name string) (json.RawMessage, bool)
 }
 
 func newHTTPConn(d HTTPDoer, u string, headers map[string]string, maxMessage int, log *slog.Logger) *httpConn {
@@ -49,6 +58,7 @@ func newHTTPConn(d HTTPDoer, u string, headers map[string]string, maxMessage int
 	return &httpConn{
 		d: d, url: u, headers: headers, max: maxMessage, log: log,
 		ctx: ctx, cancel: cancel, in: make(chan readResult, 64),
+		inflight: map[int64]context.CancelFunc{},
 	}
 }
 
@@ -62,6 +72,16 @@ func redactURL(s string) string {
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
+}
+
+// Stateless switches the connection to the stateless revision: every
+// request then names its revision, method and name in headers, and no
+// session or GET stream is used. tool looks up a tool's definition by the
+// server's name, for parameter headers.
+func (c *httpConn) Stateless(version string, tool func(string) (json.RawMessage, bool)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stateless, c.version, c.tool = true, version, tool
 }
 
 // Initialized records the negotiated revision (sent as MCP-Protocol-Version
@@ -137,19 +157,42 @@ func (c *httpConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	}
 	call, isCall := msg.(*jsonrpc.Request)
 	isCall = isCall && call.IsCall()
+	c.mu.Lock()
+	stateless := c.stateless
+	c.mu.Unlock()
+	if stateless && !isCall {
+		// The stateless revision cancels a call by closing its request,
+		// and has nothing else for a client to notify.
+		if n, ok := msg.(*jsonrpc.Request); ok && n.Method == protocol.NotificationCancelled {
+			c.cancelCall(n.Params)
+		}
+		return nil
+	}
 	// A call's POST lives as long as the call: it is bound to the
 	// connection, not to the caller's ctx, which Write returns before.
-	rctx := ctx
+	rctx, cancel := ctx, context.CancelFunc(func() {})
 	if isCall {
-		rctx = c.ctx
+		// A stateless call is cancelled by closing its request: it gets a
+		// context of its own, which forgetCall or cancelCall ends.
+		rctx, cancel = context.WithCancel(c.ctx)
+		if id, ok := call.ID.Raw().(int64); ok {
+			c.mu.Lock()
+			c.inflight[id] = cancel
+			c.mu.Unlock()
+		}
 	}
 	req, err := c.newRequest(rctx, http.MethodPost, data)
 	if err != nil {
+		cancel()
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if stateless {
+		c.statelessHeaders(req.Header, call)
+	}
 	if !isCall {
+		defer cancel()
 		resp, err := c.d.Do(req)
 		if err != nil {
 			return fmt.Errorf("post to %s: %w", redactURL(c.url), err)
@@ -168,9 +211,61 @@ func (c *httpConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer cancel()
+		defer c.forgetCall(call.ID)
 		c.roundTrip(req, call)
 	}()
 	return nil
+}
+
+// statelessHeaders sets the headers the stateless revision mirrors from
+// the body: the method, the name the server knows (which differs from the
+// prefixed name the client used) and the parameter headers of its tool.
+func (c *httpConn) statelessHeaders(h http.Header, call *jsonrpc.Request) {
+	h.Set(protocol.HeaderMethod, call.Method)
+	if name, ok := protocol.NameOf(call.Method, call.Params); ok {
+		h.Set(protocol.HeaderName, protocol.EncodeHeaderValue(name))
+	}
+	if call.Method == protocol.MethodToolsCall && c.tool != nil {
+		name, _ := protocol.NameOf(call.Method, call.Params)
+		if def, ok := c.tool(name); ok {
+			for k, v := range protocol.ParamHeaders(def, call.Params) {
+				h.Set(k, v)
+			}
+		}
+	}
+}
+
+// cancelCall closes the request of the call a notifications/cancelled
+// names.
+func (c *httpConn) cancelCall(params json.RawMessage) {
+	var p struct {
+		RequestID int64 `json:"requestId"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return
+	}
+	c.mu.Lock()
+	cancel := c.inflight[p.RequestID]
+	delete(c.inflight, p.RequestID)
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (c *httpConn) forgetCall(id jsonrpc.ID) {
+	n, ok := id.Raw().(int64)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	cancel := c.inflight[n]
+	delete(c.inflight, n)
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (c *httpConn) hasSession() bool {

@@ -246,17 +246,20 @@ func TestHTTPConnHandshake(t *testing.T) {
 	case <-time.After(testWait):
 		t.Fatal("no standalone GET stream was opened")
 	}
-	// initialize carries neither session nor version; everything after it
-	// carries the session the server gave and the negotiated revision. (The
-	// GET stream opens beside the rest, in no set order.)
+	// server/discover comes first (this server answers it with an error,
+	// being session-era) with the stateless revision's header; initialize
+	// then carries neither session nor version; everything after it carries
+	// the session the server gave and the negotiated revision. (The GET
+	// stream opens beside the rest, in no set order.)
 	want := []seen{
+		{"POST", "server/discover", "", "2026-07-28", "configured-key"},
 		{"POST", "initialize", "", "", "configured-key"},
 		{"GET", "", "sess-1", "2025-06-18", "configured-key"},
 		{"POST", "notifications/initialized", "sess-1", "2025-06-18", "configured-key"},
 		{"POST", "tools/list", "sess-1", "2025-06-18", "configured-key"},
 	}
 	got := f.requests()
-	slices.SortStableFunc(got[min(1, len(got)):], func(a, b seen) int { return strings.Compare(a.HTTP+a.RPC, b.HTTP+b.RPC) })
+	slices.SortStableFunc(got[min(2, len(got)):], func(a, b seen) int { return strings.Compare(a.HTTP+a.RPC, b.HTTP+b.RPC) })
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
@@ -414,7 +417,8 @@ func TestHTTPConnHTTPError(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if strings.Contains(string(body), `"initialize"`) {
-			writeJSON(w, jsonrpc.ResultResponse(jsonrpc.IntID(1), json.RawMessage(`{"protocolVersion":"2025-03-26","capabilities":{}}`)))
+			msgs, _, _ := jsonrpc.Decode(body)
+			writeJSON(w, jsonrpc.ResultResponse(msgs[0].(*jsonrpc.Request).ID, json.RawMessage(`{"protocolVersion":"2025-03-26","capabilities":{}}`)))
 			return
 		}
 		if r.Method == http.MethodGet {

@@ -29,6 +29,14 @@ type session struct {
 	closed   error
 
 	refresh chan string // list methods to fetch again
+
+	// stateless is the revision of a stateless server ("" for a session
+	// one): every request then carries _meta, and resource subscriptions
+	// ride on the listen stream.
+	stateless  string
+	subsMu     sync.Mutex
+	subscribed map[string]bool
+	relisten   chan struct{}
 	// listed is closed once the lists initialize fetched are in place;
 	// refreshes start from them.
 	listed chan struct{}
@@ -47,13 +55,15 @@ type call struct {
 
 func newSession(u *Upstream, c conn) *session {
 	return &session{
-		u:        u,
-		conn:     c,
-		calls:    map[int64]*call{},
-		progress: map[string]*call{},
-		incoming: map[string]context.CancelFunc{},
-		refresh:  make(chan string, 8),
-		listed:   make(chan struct{}),
+		u:          u,
+		conn:       c,
+		calls:      map[int64]*call{},
+		progress:   map[string]*call{},
+		incoming:   map[string]context.CancelFunc{},
+		refresh:    make(chan string, 8),
+		relisten:   make(chan struct{}, 1),
+		subscribed: map[string]bool{},
+		listed:     make(chan struct{}),
 	}
 }
 
@@ -77,6 +87,24 @@ func (s *session) close(err error) {
 // call sends a request with an id of the edge's own and waits for the
 // response, the timeout (reset by progress), ctx, or the connection's end.
 func (s *session) call(ctx context.Context, method string, params json.RawMessage, o CallOptions) (*jsonrpc.Response, error) {
+	return s.callFor(ctx, method, params, o, s.u.spec.Timeout)
+}
+
+// callFor is call with a timeout of its own; 0 waits as long as ctx lets
+// it (the long-lived subscriptions/listen request).
+func (s *session) callFor(ctx context.Context, method string, params json.RawMessage, o CallOptions, timeout time.Duration) (*jsonrpc.Response, error) {
+	if s.stateless != "" {
+		switch method {
+		case protocol.MethodResourcesSubscribe, protocol.MethodResourcesUnsubscribe:
+			// The stateless revision subscribes on the listen stream.
+			return s.resourceSubscription(method, params)
+		}
+		p, err := s.statelessParams(params, o)
+		if err != nil {
+			return nil, err
+		}
+		params = p
+	}
 	c := &call{
 		id:       s.nextID.Add(1),
 		opts:     o,
@@ -111,8 +139,13 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 	if err := s.conn.Write(ctx, req); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConnectionLost, err)
 	}
-	timer := time.NewTimer(s.u.spec.Timeout)
-	defer timer.Stop()
+	var timeouts <-chan time.Time
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.NewTimer(timeout)
+		defer timer.Stop()
+		timeouts = timer.C
+	}
 	for {
 		select {
 		case r, ok := <-c.resp:
@@ -121,16 +154,18 @@ func (s *session) call(ctx context.Context, method string, params json.RawMessag
 			}
 			return r, nil
 		case <-c.progress:
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
+			if timer != nil {
+				if !timer.Stop() {
+					select {
+					case <-timer.C:
+					default:
+					}
 				}
+				timer.Reset(timeout)
 			}
-			timer.Reset(s.u.spec.Timeout)
-		case <-timer.C:
+		case <-timeouts:
 			s.cancelUpstream(c, "timeout")
-			return nil, fmt.Errorf("%w (%s)", ErrTimeout, s.u.spec.Timeout)
+			return nil, fmt.Errorf("%w (%s)", ErrTimeout, timeout)
 		case <-ctx.Done():
 			s.cancelUpstream(c, "the client cancelled the request")
 			return nil, ctx.Err()
@@ -440,10 +475,16 @@ func (s *session) refresher(ctx context.Context) {
 // initialize performs the handshake as a client that can route roots,
 // sampling and elicitation, then fetches every list the server offers.
 func (s *session) initialize(ctx context.Context) (*Lists, error) {
-	clientInfo := s.u.opts.ClientInfo
-	if clientInfo == nil {
-		clientInfo = json.RawMessage(`{"name":"atrax","version":"dev"}`)
+	if sc, ok := s.conn.(statelessConn); ok {
+		lists, ok, err := s.discover(ctx, sc)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return lists, nil
+		}
 	}
+	clientInfo := s.clientInfo()
 	params, _ := json.Marshal(map[string]any{
 		"protocolVersion": protocol.Latest,
 		"capabilities": map[string]any{
@@ -473,6 +514,14 @@ func (s *session) initialize(ctx context.Context) (*Lists, error) {
 	if err := s.conn.Write(ctx, &jsonrpc.Request{Method: protocol.NotificationInitialized}); err != nil {
 		return nil, fmt.Errorf("send initialized: %w", err)
 	}
+	if err := s.fetchLists(ctx, lists); err != nil {
+		return nil, err
+	}
+	return lists, nil
+}
+
+// fetchLists fetches every list the server's capabilities offer.
+func (s *session) fetchLists(ctx context.Context, lists *Lists) error {
 	caps := lists.Init.Capabilities
 	fetch := []struct {
 		offered bool
@@ -490,11 +539,11 @@ func (s *session) initialize(ctx context.Context) (*Lists, error) {
 		}
 		items, err := s.list(ctx, f.method)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.method, err)
+			return fmt.Errorf("%s: %w", f.method, err)
 		}
 		*f.into = items
 	}
-	return lists, nil
+	return nil
 }
 
 // listKeys names the array in each list result.

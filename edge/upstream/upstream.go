@@ -139,6 +139,9 @@ type CallOptions struct {
 	// ClientCaps are the capabilities of the client the call is for; a
 	// stateless server gets them in the request's _meta.
 	ClientCaps json.RawMessage
+	// LogLevel is the level a session client set with logging/setLevel; a
+	// stateless server gets it in the request's _meta.
+	LogLevel string
 }
 
 // conn is a JSON-RPC connection to one server.
@@ -321,6 +324,9 @@ func (u *Upstream) serve(ctx context.Context) error {
 		"prompts", len(lists.Prompts), "resources", len(lists.Resources), "transport", transport)
 	u.setState(StateRunning, nil)
 	u.readyOnce.Do(func() { close(u.ready) })
+	if s.stateless != "" {
+		go s.listen(ctx)
+	}
 	if u.opts.OnChange != nil {
 		u.opts.OnChange() // the lists are new even when the state is not
 	}

@@ -126,6 +126,47 @@ func TestConformance2026OverStdio(t *testing.T) {
 	})
 }
 
+// statelessEverything starts go-sdk's everything-server over streamable
+// HTTP in its default, stateless mode and returns its mcpServers entry.
+func statelessEverything(t *testing.T) string {
+	t.Helper()
+	bin := everythingServer(t)
+	// The context bounds the server's life, which the test's cleanup ends.
+	srv, err := peers.StartEverythingServer(context.Background(), bin, true)
+	if err != nil {
+		t.Fatalf("start the stateless everything-server: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	return fmt.Sprintf(`{"url": %q, "transportType": "http"}`, srv.URL)
+}
+
+// TestConformance2026 serves a 2026-07-28 client with a stateless server
+// behind the edge: the revision end to end.
+func TestConformance2026(t *testing.T) {
+	t.Parallel()
+	conformance(t, "2026-07-28", statelessEverything(t), nil)
+}
+
+// TestConformance2025OverStateless is the bridge the other way: session
+// clients of the edge, whose only server is stateless.
+func TestConformance2025OverStateless(t *testing.T) {
+	t.Parallel()
+	// These scenarios call the fixture's session-era tools, which ask the
+	// client with sampling/createMessage or elicitation/create requests. A
+	// stateless server cannot send those (the revision removed them: it asks
+	// with input_required results); go-sdk's fixture answers these tools
+	// with an error saying so, whoever the client. The edge bridges
+	// input_required results to real requests (TestMCPBridgeInputRequired);
+	// it cannot make a server send what its revision forbids.
+	const why = "a stateless server cannot send server-to-client requests; the fixture's legacy tool fails by design"
+	conformance(t, "2025-11-25", statelessEverything(t), map[string]string{
+		"tools-call-sampling: tools-call-sampling":                  why,
+		"tools-call-elicitation: tools-call-elicitation":            why,
+		"elicitation-sep1034-defaults: elicitation-sep1034-general": why,
+		"elicitation-sep1330-enums: elicitation-sep1330-general":    why,
+	})
+}
+
 // TestConformance2025 runs the official conformance suite against the
 // edge's /mcp with go-sdk's everything-server behind it over stdio (a
 // stateful, 2025-era connection) and no prefixes: every scored check of
