@@ -1,13 +1,16 @@
-// Command atrax runs the Atrax MCP gateway.
+// Command atrax runs the Atrax MCP gateway, and manages it.
 //
 //	atrax serve -f CONFIG          control plane and one edge (one machine)
 //	atrax controlplane -f CONFIG   the control plane alone (gRPC)
 //	atrax edge -f CONFIG           an edge alone (the public port)
-//	atrax config validate -f CONFIG
+//	atrax servers|token|status|audit ...   manage a running control plane
+//	atrax init, atrax config validate -f CONFIG
+//	atrax connect URL              stdio MCP relayed to a remote endpoint
 //	atrax version
 //
 // main parses flags, loads the config and wires the packages together; the
-// behaviour lives in those packages.
+// behaviour lives in those packages (the commands besides the servers in
+// internal/cli).
 package main
 
 import (
@@ -28,84 +31,78 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane"
 	"github.com/atrax-mcp/atrax/edge"
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/cli"
 	"github.com/atrax-mcp/atrax/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `atrax — one MCP endpoint in front of many MCP servers
-
-Usage:
-  atrax serve -f CONFIG            run the control plane and one edge
-  atrax controlplane -f CONFIG     run the control plane alone (gRPC API)
-  atrax edge -f CONFIG             run an edge alone (public HTTP port)
-  atrax config validate -f CONFIG  check a config file and exit
-  atrax version                    print the version
-
-Run "atrax COMMAND -h" for a command's flags.
-`
-
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "atrax:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve", "controlplane", "edge":
-		return runServer(cmd, rest, stderr)
-	case "config":
-		if len(rest) == 0 || rest[0] != "validate" {
-			return errors.New(`unknown config command; did you mean "atrax config validate -f CONFIG"?`)
+// run runs one command and returns the exit code: 0 ok, 1 error, 2 usage
+// error.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch cmd := args[0]; cmd {
+		case "serve", "controlplane", "edge":
+			return exitCode(cmd, runServer(cmd, args[1:], stderr), stderr)
 		}
-		return validate(rest[1:], stdout, stderr)
-	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "atrax", version)
-		return nil
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f, ok := stderr.(*os.File)
+	return cli.Run(ctx, args, cli.Options{
+		Stdin:       stdin,
+		Stdout:      stdout,
+		Stderr:      stderr,
+		Interactive: ok && isTerminal(f),
+		Version:     version,
+	})
 }
 
-// configFlag parses the -f flag common to every command.
+// exitCode reports a server command's error and returns its exit code.
+func exitCode(cmd string, err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return cli.ExitOK
+	case errors.As(err, &ue):
+		if ue.err.Error() != "" { // else the flag package has said it
+			fmt.Fprintf(stderr, "atrax %s: %v\n", cmd, ue.err)
+		}
+		return cli.ExitUsage
+	}
+	fmt.Fprintf(stderr, "atrax %s: %v\n", cmd, err)
+	return cli.ExitError
+}
+
+// usageError is a mistake on the command line of a server command.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// configFlag parses the -f flag of the server commands.
 func configFlag(name string, args []string, stderr io.Writer) (string, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("atrax "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("f", "", "config file (JSON with comments)")
 	if err := fs.Parse(args); err != nil {
-		return "", nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return "", nil, err
+		}
+		// The flag package has printed the error and the usage.
+		return "", nil, usageError{errors.New("")}
 	}
 	if *path == "" {
-		return "", nil, fmt.Errorf("atrax %s: -f CONFIG is required (see examples/atrax.json)", name)
+		return "", nil, usageError{errors.New("-f CONFIG is required (see examples/atrax.json, or write one with `atrax init`)")}
 	}
 	if fs.NArg() > 0 {
-		return "", nil, fmt.Errorf("atrax %s: unexpected argument %q", name, fs.Arg(0))
+		return "", nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return *path, fs, nil
-}
-
-func validate(args []string, stdout, stderr io.Writer) error {
-	path, _, err := configFlag("config validate", args, stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path, config.Options{})
-	if err != nil {
-		return fmt.Errorf("%s:\n%w", path, err)
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d servers, auth %s)\n", path, len(cfg.Servers), cfg.Auth.Type)
-	return nil
 }
 
 func runServer(cmd string, args []string, stderr io.Writer) error {
@@ -128,7 +125,8 @@ func runServer(cmd string, args []string, stderr io.Writer) error {
 	defer stop()
 
 	cpOpts := controlplane.Options{Config: cfg, Version: version, Logger: log.With("component", "controlplane")}
-	edgeOpts := edge.Options{Config: cfg, Version: version, Logger: log.With("component", "edge")}
+	// ATRAX_PPROF=127.0.0.1:PORT serves profiles of the edge (make bench).
+	edgeOpts := edge.Options{Config: cfg, Version: version, Logger: log.With("component", "edge"), Pprof: os.Getenv("ATRAX_PPROF")}
 	switch cmd {
 	case "controlplane":
 		return controlplane.Run(ctx, cpOpts)
