@@ -51,7 +51,7 @@ func ExampleIssuer_Issue() {
 	_, err = v.Verify(ctx, tok.Value)
 	fmt.Println(err)
 	// Output:
-	// client:ci edge 1h0m0s true false
+	// client:ci edge server:memory 1h0m0s true false
 	// true
 	// invalid token: revoked
 }

@@ -203,7 +203,24 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{Value: s, ID: jti, ExpiresIn: ttl, Scope: claims.Scope}, nil
+	return Token{Value: s, ID: jti, ExpiresIn: ttl, Scope: grantedScope(p)}, nil
+}
+
+// grantedScope writes what a token grants in the scope syntax /auth takes:
+// its scopes, and its server and tool patterns unless they allow all.
+func grantedScope(p *authn.Principal) string {
+	items := slices.Clone(p.Scopes)
+	if !slices.Equal(p.Servers, []string{"*"}) {
+		for _, s := range p.Servers {
+			items = append(items, "server:"+s)
+		}
+	}
+	if !slices.Equal(p.Tools, []string{"*"}) {
+		for _, t := range p.Tools {
+			items = append(items, "tool:"+t)
+		}
+	}
+	return strings.Join(items, " ")
 }
 
 // authenticate returns the principal the request's credential stands for.

@@ -275,17 +275,17 @@ func TestIssueScope(t *testing.T) {
 		servers   []string
 		tools     []string
 	}{
-		{scope: "", wantScope: "edge", scopes: []string{"edge"}, servers: servers, tools: all},
-		{scope: "edge", wantScope: "edge", scopes: []string{"edge"}, servers: servers, tools: all},
-		{scope: "  edge  edge ", wantScope: "edge", scopes: []string{"edge"}, servers: servers, tools: all},
-		{scope: "server:memory", scopes: []string{}, servers: []string{"memory"}, tools: all},
-		{scope: "server:github", scopes: []string{}, servers: []string{"github"}, tools: all},
-		{scope: "server:git*", scopes: []string{}, servers: []string{"git*"}, tools: all},
-		{scope: "server:gitlab*", scopes: []string{}, servers: []string{"gitlab*"}, tools: all},
-		{scope: "tool:memory__*", scopes: []string{}, servers: servers, tools: []string{"memory__*"}},
-		{scope: "tool:*", scopes: []string{}, servers: servers, tools: all},
+		{scope: "", wantScope: "edge server:memory server:git*", scopes: []string{"edge"}, servers: servers, tools: all},
+		{scope: "edge", wantScope: "edge server:memory server:git*", scopes: []string{"edge"}, servers: servers, tools: all},
+		{scope: "  edge  edge ", wantScope: "edge server:memory server:git*", scopes: []string{"edge"}, servers: servers, tools: all},
+		{scope: "server:memory", wantScope: "server:memory", scopes: []string{}, servers: []string{"memory"}, tools: all},
+		{scope: "server:github", wantScope: "server:github", scopes: []string{}, servers: []string{"github"}, tools: all},
+		{scope: "server:git*", wantScope: "server:git*", scopes: []string{}, servers: []string{"git*"}, tools: all},
+		{scope: "server:gitlab*", wantScope: "server:gitlab*", scopes: []string{}, servers: []string{"gitlab*"}, tools: all},
+		{scope: "tool:memory__*", wantScope: "server:memory server:git* tool:memory__*", scopes: []string{}, servers: servers, tools: []string{"memory__*"}},
+		{scope: "tool:*", wantScope: "server:memory server:git*", scopes: []string{}, servers: servers, tools: all},
 		{
-			scope: "edge server:memory server:github tool:memory__read tool:git*", wantScope: "edge",
+			scope: "edge server:memory server:github tool:memory__read tool:git*", wantScope: "edge server:memory server:github tool:memory__read tool:git*",
 			scopes: []string{"edge"}, servers: []string{"memory", "github"}, tools: []string{"memory__read", "git*"},
 		},
 		{scope: "admin", wantErr: issuer.ErrInvalidScope},

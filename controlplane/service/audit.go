@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/atrax-mcp/atrax/controlplane/issuer"
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authn"
@@ -46,6 +47,36 @@ func (a *Auditor) Change(ctx context.Context, action, server string, err error) 
 	// cancellation.
 	if werr := a.Store.AppendAudit(context.WithoutCancel(ctx), []*atraxv1.AuditEvent{ev}); werr != nil && a.Logger != nil {
 		a.Logger.Error("audit event not recorded", "action", action, "server", server, "err", werr)
+	}
+}
+
+// Token records a token request: who asked (the client, the static
+// token's name, or the caller) and the jti issued, never the token.
+func (a *Auditor) Token(ctx context.Context, r issuer.Request, jti string, err error) {
+	if a == nil || a.Store == nil {
+		return
+	}
+	who := actor(ctx)
+	switch {
+	case r.ClientID != "":
+		who = "client:" + r.ClientID
+	case r.StaticToken != "":
+		who = "static token"
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	ev := &atraxv1.AuditEvent{
+		Time: timestamppb.New(now()), Actor: who, Action: "token.issue", Outcome: "ok",
+		Details: map[string]string{"jti": jti, "scope": r.Scope},
+	}
+	if err != nil {
+		ev.Outcome, ev.Error = "error", err.Error()
+		delete(ev.Details, "jti")
+	}
+	if werr := a.Store.AppendAudit(context.WithoutCancel(ctx), []*atraxv1.AuditEvent{ev}); werr != nil && a.Logger != nil {
+		a.Logger.Error("audit event not recorded", "action", ev.Action, "err", werr)
 	}
 }
 

@@ -49,6 +49,7 @@ func (a *Auth) IssueToken(ctx context.Context, req *atraxv1.IssueTokenRequest) (
 		}
 	}
 	tok, err := a.Issuer.Issue(ctx, r)
+	a.Audit.Token(ctx, r, tok.ID, err)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/atrax-mcp/atrax/controlplane/issuer"
 	"github.com/atrax-mcp/atrax/controlplane/service"
+	"github.com/atrax-mcp/atrax/controlplane/store"
 	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authn"
@@ -113,5 +115,38 @@ func TestRevokeToken(t *testing.T) {
 	}
 	if _, err := v.Verify(ctx, resp.GetAccessToken()); err == nil {
 		t.Error("revoked token still verifies")
+	}
+}
+
+// Issuing a token is audited, with who asked and the jti, never the token;
+// a refused credential too.
+func TestIssueTokenAudited(t *testing.T) {
+	a, _ := newAuth(t)
+	ctx := context.Background()
+	resp, err := a.IssueToken(ctx, &atraxv1.IssueTokenRequest{ClientId: "ci", ClientSecret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.IssueToken(ctx, &atraxv1.IssueTokenRequest{ClientId: "ci", ClientSecret: "wrong"}); err == nil {
+		t.Fatal("a wrong secret got a token")
+	}
+	events, _, err := a.Audit.Store.ListAudit(ctx, store.AuditQuery{Action: "token.issue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d token.issue events, want 2", len(events))
+	}
+	refused, issued := events[0], events[1] // newest first
+	if issued.GetActor() != "client:ci" || issued.GetOutcome() != "ok" || issued.GetDetails()["jti"] != resp.GetJti() {
+		t.Errorf("issued event = %v, want actor client:ci, outcome ok, the jti", issued)
+	}
+	if refused.GetOutcome() != "error" || refused.GetDetails()["jti"] != "" {
+		t.Errorf("refused event = %v, want outcome error and no jti", refused)
+	}
+	for _, ev := range events {
+		if strings.Contains(ev.String(), resp.GetAccessToken()) || strings.Contains(ev.String(), "s3cret") {
+			t.Errorf("an audit event holds a secret: %v", ev)
+		}
 	}
 }

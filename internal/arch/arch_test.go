@@ -66,6 +66,8 @@ func TestWalls(t *testing.T) {
 		{"edge/router", []string{"net/http", "os/exec", "edge/upstream", "edge/downstream", "gen"}, true, "the router knows no HTTP and no process"},
 		{"edge/upstream", []string{"edge/router", "edge/session", "edge/downstream", "internal/authn"}, true, "the pool knows no names, sessions or tokens"},
 		{"edge/downstream", []string{"edge/router", "edge/upstream"}, true, "transports know no routing"},
+		{"internal/cli", []string{"edge", "controlplane"}, true, "the CLI speaks to the control plane through the API only"},
+		{"internal/connect", []string{"edge", "controlplane", "gen", "internal/authn", "internal/config"}, true, "the stdio bridge is a plain MCP client"},
 	}
 	for _, r := range rules {
 		src := direct
