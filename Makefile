@@ -10,7 +10,21 @@ BIN       := bin/atrax
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: help build run generate protodeps lint test test-short bench fmt clean breaking
+.PHONY: help build run generate protodeps lint test test-short bench fmt clean breaking fuzz fuzz-short
+
+# Fuzz targets, as PACKAGE:TARGET; each seed corpus is committed under the
+# package's testdata/fuzz/TARGET.
+FUZZ_TARGETS := \
+	./edge/jsonrpc:FuzzDecode \
+	./edge/upstream:FuzzRemap \
+	./edge/protocol:FuzzHeaderValue \
+	./edge/protocol:FuzzCheckParamHeaders \
+	./internal/config:FuzzParse \
+	./internal/config:FuzzExpand \
+	./internal/authn:FuzzVerify \
+	./internal/authn:FuzzMatch
+# How long `make fuzz` runs each target; `make test` runs each for 2s.
+FUZZTIME ?= 30s
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,8 +56,15 @@ lint: protodeps ## buf lint (STANDARD), buf format check, go vet, gofmt
 breaking: protodeps ## buf breaking against the previous commit of main, when there is one
 	./.ci/breaking.sh
 
-test: ## run every test with -race (installs the npm test peers and Node 22 itself)
+test: ## run every test with -race (installs the npm test peers and Node 22 itself), then a short fuzz run
 	$(GO) test -race -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s); a failing input lands in testdata/fuzz
+	GO=$(GO) ./.ci/fuzz.sh $(FUZZTIME) $(FUZZ_TARGETS)
+
+fuzz-short: ## run each fuzz target for 2s (part of make test)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 test-short: ## unit tests only, no processes or npm
 	$(GO) test -short -count=1 ./...

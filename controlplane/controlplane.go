@@ -35,6 +35,8 @@ import (
 	"github.com/atrax-mcp/atrax/internal/authconf"
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/logctx"
+	"github.com/atrax-mcp/atrax/internal/metrics"
 )
 
 // StoreFile is the embedded store's file name inside the data directory.
@@ -58,6 +60,9 @@ type Options struct {
 	// Ready, when set, is called with the listening address once the
 	// control plane serves.
 	Ready func(net.Addr)
+	// MetricsListener, when set, serves /metrics instead of a listener on
+	// Config.ControlPlane.MetricsAddress (tests pass 127.0.0.1:0).
+	MetricsListener net.Listener
 }
 
 // pruneEvery is how often expired revocations are forgotten.
@@ -70,6 +75,8 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Lines logged with an RPC's context carry its request id.
+	log = slog.New(logctx.NewHandler(log.Handler()))
 	cfg := opts.Config
 	dataDir := cfg.DataDirPath()
 	st, err := boltstore.Open(filepath.Join(dataDir, StoreFile), boltstore.Options{Logger: log})
@@ -81,6 +88,15 @@ func Run(ctx context.Context, opts Options) error {
 	cp, err := newPlane(ctx, opts, st, log)
 	if err != nil {
 		return err
+	}
+	mlis, err := metricsListener(opts)
+	if err != nil {
+		return err
+	}
+	if mlis != nil {
+		stopMetrics := serveMetrics(mlis, metrics.Handler(cp.metrics.reg, cfg.HTTP.Metrics, cp.counted), log)
+		defer stopMetrics()
+		log.Info("control plane metrics serving", "address", mlis.Addr().String(), "access", cfg.HTTP.Metrics)
 	}
 
 	lis := opts.Listener
@@ -144,6 +160,8 @@ type plane struct {
 	log       *slog.Logger
 	store     store.Store
 	verifier  *authn.Verifier
+	counted   metrics.CountingVerifier // verifier, counted in metrics
+	metrics   *planeMetrics
 	registry  *registry.Registry
 	issuer    *issuer.Issuer
 	snapshots *snapshot.Publisher
@@ -156,6 +174,8 @@ func newPlane(ctx context.Context, opts Options, st store.Store, log *slog.Logge
 	cfg := opts.Config
 	p := &plane{opts: opts, log: log, store: st, fleet: fleet.New(nil), health: health.NewServer(), started: time.Now()}
 	p.verifier = authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...))
+	p.metrics = newPlaneMetrics(p)
+	p.counted = metrics.CountingVerifier{Verifier: p.verifier, Counts: p.metrics.verifications}
 
 	// Snapshots are rebuilt after every change; until the publisher exists
 	// (during start-up) there is nobody to tell.
@@ -256,7 +276,7 @@ func (p *plane) logInternal() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
 		if cause, ok := service.InternalCause(err); ok {
-			p.log.Error("internal error", "method", info.FullMethod, "err", cause)
+			p.log.ErrorContext(ctx, "internal error", "method", info.FullMethod, "err", cause)
 		}
 		return resp, err
 	}
@@ -266,24 +286,24 @@ func (p *plane) logInternalStream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		err := handler(srv, ss)
 		if cause, ok := service.InternalCause(err); ok {
-			p.log.Error("internal error", "method", info.FullMethod, "err", cause)
+			p.log.ErrorContext(ss.Context(), "internal error", "method", info.FullMethod, "err", cause)
 		}
 		return err
 	}
 }
 
 func (p *plane) grpcServer(tlsConfig *tls.Config, stopping <-chan struct{}) *grpc.Server {
-	auth := &grpcauth.Interceptors{Verifier: p.verifier, Policy: policy()}
+	auth := &grpcauth.Interceptors{Verifier: p.counted, Policy: policy()}
 	var sopts []grpc.ServerOption
 	sopts = append(sopts,
-		grpc.ChainUnaryInterceptor(p.logInternal(), auth.Unary()),
-		grpc.ChainStreamInterceptor(p.logInternalStream(), auth.Stream()))
+		grpc.ChainUnaryInterceptor(p.metrics.observeUnary(), p.logInternal(), auth.Unary()),
+		grpc.ChainStreamInterceptor(p.metrics.observeStream(), p.logInternalStream(), auth.Stream()))
 	if tlsConfig != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
 	srv := grpc.NewServer(sopts...)
 	audit := &service.Auditor{Store: p.store, Logger: p.log}
-	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit, Stopping: stopping})
+	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit, Fleet: p.fleet, Stopping: stopping})
 	atraxv1.RegisterAuthServiceServer(srv, &service.Auth{Issuer: p.issuer, Audit: audit})
 	atraxv1.RegisterStatusServiceServer(srv, &service.Status{Registry: p.registry, Fleet: p.fleet, Version: p.opts.Version, Started: p.started})
 	atraxv1.RegisterEdgeServiceServer(srv, &service.Edges{Snapshots: p.snapshots, Fleet: p.fleet, Store: p.store, Logger: p.log, Stopping: stopping})

@@ -21,8 +21,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -31,6 +33,7 @@ import (
 
 	"github.com/atrax-mcp/atrax/edge/downstream"
 	"github.com/atrax-mcp/atrax/edge/httpauth"
+	"github.com/atrax-mcp/atrax/edge/limits"
 	"github.com/atrax-mcp/atrax/edge/restgw"
 	"github.com/atrax-mcp/atrax/edge/router"
 	"github.com/atrax-mcp/atrax/edge/seal"
@@ -41,6 +44,8 @@ import (
 	"github.com/atrax-mcp/atrax/internal/authconf"
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/logctx"
+	"github.com/atrax-mcp/atrax/internal/metrics"
 )
 
 // Options configure Run.
@@ -63,9 +68,22 @@ type Options struct {
 	// Version is reported by /health and in the Sync hello.
 	Version string
 	Logger  *slog.Logger
+	// TracerProvider makes the spans of client requests and upstream
+	// calls; nil records none (a client's trace context is still passed
+	// on to upstreams).
+	TracerProvider trace.TracerProvider
 	// Ready, when set, is called with the public address once the edge
 	// serves.
 	Ready func(net.Addr)
+	// Pprof, when set, serves net/http/pprof on this loopback address
+	// (host:port; port 0 picks one, logged as "pprof serving"). Empty, the
+	// default, serves no profiles.
+	Pprof string
+	// Development serves /debug/* (pprof and a JSON dump of the sessions
+	// and upstreams) on the public listener when it is a loopback address
+	// (see debug.go); atrax sets it from ATRAX_ENV or NODE_ENV. Off, the
+	// default, /debug/ is 404 like any unknown path.
+	Development bool
 }
 
 // shutdownGrace bounds how long in-flight requests may take at shutdown.
@@ -78,6 +96,8 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Lines logged with a request's context carry its request id and trace.
+	log = slog.New(logctx.NewHandler(log.Handler()))
 	cfg := opts.Config
 	token := opts.ControlPlaneToken
 	if token == "" {
@@ -88,6 +108,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	e := &edgeServer{
+		cfg:      cfg,
 		log:      log,
 		version:  opts.Version,
 		verifier: authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...)),
@@ -95,6 +116,8 @@ func Run(ctx context.Context, opts Options) error {
 		refs:     map[string]*serverRef{},
 		reports:  make(chan struct{}, 1),
 	}
+	e.metrics = newEdgeMetrics(e)
+	e.counted = metrics.CountingVerifier{Verifier: e.verifier, Counts: e.metrics.verifications}
 
 	creds := insecure.NewCredentials()
 	if opts.ControlPlaneTLS != nil {
@@ -114,6 +137,10 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("listen on %s (host and port in the config): %w", addr, err)
 		}
 	}
+	e.debug = debugAllowed(opts.Development, lis.Addr())
+	if opts.Development && !e.debug {
+		log.Warn("development mode, but /debug is not served: the listener is not a loopback address", "address", lis.Addr().String())
+	}
 	scheme := "http"
 	if opts.TLS != nil {
 		scheme = "https"
@@ -122,7 +149,14 @@ func Run(ctx context.Context, opts Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rest, err := restgw.New(ctx, conn, e.verifier)
+	if opts.Pprof != "" {
+		stopPprof, err := servePprof(ctx, opts.Pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+	rest, err := restgw.New(ctx, conn, e.counted)
 	if err != nil {
 		return err
 	}
@@ -144,13 +178,24 @@ func Run(ctx context.Context, opts Options) error {
 		Logger: log.With("part", "sync"),
 	})
 
+	reqCtx, reqCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer reqCancel()
 	srv := &http.Server{
-		Handler:           e.routes(rest),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler: e.routes(rest),
+		// No WriteTimeout: SSE streams live as long as their clients keep
+		// them; other responses get a deadline of their own
+		// (http.writeTimeout, in downstream).
+		ReadHeaderTimeout: orDefault(cfg.HTTP.ReadHeaderTimeout, config.DefaultReadHeaderTimeout),
+		ReadTimeout:       orDefault(cfg.HTTP.ReadTimeout, config.DefaultReadTimeout),
+		IdleTimeout:       orDefault(cfg.HTTP.IdleTimeout, config.DefaultIdleTimeout),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests outlive the signal to stop: calls in flight finish
+		// within shutdownGrace, then reqCtx ends whatever is left.
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
 	}
+	// Streams that carry no answer end as soon as the shutdown starts, so
+	// that it waits only for calls in flight.
+	srv.RegisterOnShutdown(e.mcp.Drain)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -159,7 +204,8 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	go func() {
 		defer wg.Done()
-		e.sessions.Expire(ctx, cfg.HTTP.SessionIdleTimeout, min(time.Minute, cfg.HTTP.SessionIdleTimeout/2))
+		// Sessions end (all of them) only once their requests have.
+		e.sessions.Expire(reqCtx, cfg.HTTP.SessionIdleTimeout, min(time.Minute, cfg.HTTP.SessionIdleTimeout/2))
 	}()
 	go func() {
 		defer wg.Done()
@@ -183,10 +229,12 @@ func Run(ctx context.Context, opts Options) error {
 			srv.Close()
 		}
 		scancel()
+		reqCancel()
 		<-serveErr
 		err = nil
 	}
 	cancel()
+	reqCancel()
 	wg.Wait()
 	e.pool.Close()
 	upCancel()
@@ -195,11 +243,19 @@ func Run(ctx context.Context, opts Options) error {
 
 // edgeServer is the edge's wired parts.
 type edgeServer struct {
+	cfg      *config.Config
 	log      *slog.Logger
 	version  string
 	id       string
 	verifier *authn.Verifier
 	watcher  *watch.Watcher
+
+	// counted is verifier with each verification counted in metrics.
+	counted metrics.CountingVerifier
+	metrics *edgeMetrics
+	obs     *observer
+	// applied is set once the first snapshot has been applied (/ready).
+	applied atomic.Bool
 
 	sessions *session.Store
 	router   *router.Router
@@ -208,6 +264,10 @@ type edgeServer struct {
 	refs     map[string]*serverRef // by server name; used by apply only
 	reports  chan struct{}
 	seal     *seal.Ring // keys for the state handed to stateless clients
+	limits   *limits.Limiter
+	debug    bool // serve /debug/* (debug.go)
+	// stopped are the servers the registry says not to run, for reports.
+	stopped atomic.Pointer[[]string]
 }
 
 // newEdgeID returns an id unique to this process: the host name, for
@@ -239,6 +299,19 @@ func (e *edgeServer) apply(s *atraxv1.Snapshot) {
 		revoked[r.GetJti()] = r.GetExpireTime().AsTime()
 	}
 	e.verifier.SetRevocations(revoked)
+	// A session opened with a token revoked since ends now: its open
+	// streams would otherwise go on carrying notifications and requests
+	// to the token's holder.
+	if len(revoked) > 0 {
+		e.sessions.Each(func(ss *session.Session) {
+			if p := ss.Principal; p != nil && p.TokenID != "" {
+				if _, ok := revoked[p.TokenID]; ok {
+					e.log.Info("session ended: its token was revoked", "principal", p.Subject, "transport", ss.Transport)
+					e.sessions.Remove(ss)
+				}
+			}
+		})
+	}
 	var sealKeys []seal.Key
 	for _, k := range s.GetSealKeys() {
 		sealKeys = append(sealKeys, seal.Key{ID: k.GetId(), Key: k.GetKey()})
@@ -247,11 +320,21 @@ func (e *edgeServer) apply(s *atraxv1.Snapshot) {
 		e.log.Error("snapshot carries seal keys this edge cannot use", "err", err)
 	}
 	want, entries := e.desired(s.GetServers())
+	e.forgetRemoved(entries)
+	var stopped []string
+	for _, srv := range s.GetServers() {
+		if srv.GetState() != "running" {
+			stopped = append(stopped, srv.GetName())
+		}
+	}
+	e.stopped.Store(&stopped)
+	e.queueReport()
 	e.pool.Apply(want)
 	ns := s.GetNamespacing()
 	e.router.SetServers(entries, router.Namespacing{
 		Mode: ns.GetMode(), Separator: ns.GetSeparator(), Conflict: ns.GetConflict(), Prefer: ns.GetPrefer(),
 	})
+	e.applied.Store(true)
 	e.log.Info("snapshot applied", "version", s.GetVersion(), "servers", len(s.GetServers()))
 }
 
@@ -263,12 +346,19 @@ func (e *edgeServer) apply(s *atraxv1.Snapshot) {
 func (e *edgeServer) routes(rest http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", e.health)
+	mux.HandleFunc("GET /ready", e.ready)
+	if access := e.cfg.HTTP.Metrics; access != config.MetricsOff {
+		mux.Handle("GET /metrics", metrics.Handler(e.metrics.reg, access, e.counted))
+	}
 	e.mcp.Register(mux)
+	if e.debug {
+		e.registerDebug(mux)
+	}
 	for _, p := range []string{"/status", "/auth", "/auth/", "/servers", "/servers/", "/audit", "/.well-known/jwks.json"} {
 		mux.Handle(p, rest)
 	}
-	mux.Handle("/", httpauth.Require(e.verifier, http.NotFoundHandler()))
-	return mux
+	mux.Handle("/", httpauth.Require(e.counted, http.NotFoundHandler()))
+	return withRequest(mux)
 }
 
 func (e *edgeServer) health(w http.ResponseWriter, r *http.Request) {

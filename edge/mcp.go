@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atrax-mcp/atrax/edge/bridge"
@@ -30,8 +31,22 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 		PageSize:   cfg.HTTP.PageSize,
 		Sealer:     &bridge.Sealer{Ring: e.seal, Edge: e.id},
 		Sessions:   e.sessions.Each,
-		Logger:     e.log.With("part", "router"),
+		// Tool definitions that change under a running server are logged,
+		// audited and reported (pins.go).
+		OnToolChange: e.toolChanged,
+		Logger:       e.log.With("part", "router"),
 	})
+	tp := opts.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	e.obs = &observer{
+		tracer:    tp.Tracer(tracerName),
+		metrics:   e.metrics,
+		audit:     func(ev *atraxv1.AuditEvent) { e.watcher.Audit(ev) },
+		auditArgs: cfg.Audit.ToolArguments,
+		log:       e.log.With("part", "mcp"),
+	}
 	e.pool = upstream.NewPool(upCtx, upstream.PoolOptions{
 		ClientInfo: info,
 		OnChange: func() {
@@ -48,13 +63,19 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 		},
 		Logger: e.log.With("part", "upstream"),
 	})
+	e.limits = newLimiter(cfg.Limits)
 	e.mcp = downstream.New(downstream.Options{
-		Dispatcher: e.router,
-		Verifier:   e.verifier,
+		Dispatcher: &observed{o: e.obs, r: e.router},
+		Verifier:   e.counted,
 		Sessions:   e.sessions,
 		RouteKey:   routeKey(e.id),
 		MaxBody:    cfg.HTTP.MaxBodyBytes,
 		KeepAlive:  cfg.HTTP.KeepAlive,
+		// A session's calls run on its context, not their HTTP request's:
+		// the request id and trace context are carried over.
+		CallContext:  callContext,
+		Limits:       e.limits,
+		WriteTimeout: writeTimeout(cfg.HTTP),
 		Guard: &downstream.Guard{
 			AllowedHosts:   append(allowedHosts(cfg.Host), cfg.HTTP.AllowedHosts...),
 			AllowedOrigins: cfg.HTTP.AllowedOrigins,
@@ -134,6 +155,12 @@ func (e *edgeServer) report() *atraxv1.EdgeReport {
 			PromptCount: int32(s.Prompts), ResourceCount: int32(s.Resources), SinceTime: timestamppb.New(s.Since),
 		})
 	}
+	if stopped := e.stopped.Load(); stopped != nil {
+		for _, name := range *stopped {
+			r.Upstreams = append(r.Upstreams, &atraxv1.UpstreamStatus{Name: name, State: upstream.StateStopped})
+		}
+	}
+	withPins(r.Upstreams, e.router.Pins())
 	for transport, n := range e.sessions.Counts() {
 		r.Sessions = append(r.Sessions, &atraxv1.SessionCount{Transport: transport, Count: int32(n)})
 	}

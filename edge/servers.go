@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
+	"github.com/atrax-mcp/atrax/edge/limits"
 	"github.com/atrax-mcp/atrax/edge/router"
 	"github.com/atrax-mcp/atrax/edge/upstream"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
@@ -25,6 +26,11 @@ type serverRef struct {
 	name  string
 	pool  *upstream.Pool
 	cache atomic.Pointer[catalogCache]
+	obs   *observer
+	m     serverMetrics
+	// gate bounds the calls in flight toward the server
+	// (limits.maxInFlightPerUpstream).
+	gate *limits.Gate
 }
 
 type catalogCache struct {
@@ -56,6 +62,12 @@ func (r *serverRef) Catalog() *router.Catalog {
 }
 
 func (r *serverRef) Call(ctx context.Context, method string, params json.RawMessage, o router.CallOptions) (*jsonrpc.Response, error) {
+	leave, err := r.gate.Enter()
+	if err != nil {
+		return nil, jsonrpc.NewError(jsonrpc.CodeLimitExceeded, "server %s: %v", r.name, err)
+	}
+	defer leave()
+	noteServer(ctx, r)
 	u, err := r.pool.ForCaller(ctx, r.name, o.Tag)
 	if err != nil {
 		if errors.Is(err, upstream.ErrTooManySessions) {
@@ -63,7 +75,9 @@ func (r *serverRef) Call(ctx context.Context, method string, params json.RawMess
 		}
 		return nil, jsonrpc.NewError(jsonrpc.CodeConnectionClosed, "server %s: %v", r.name, err)
 	}
+	ctx, params, call := r.obs.startUpstream(ctx, r.name, r.m, method, params)
 	resp, err := u.Call(ctx, method, params, upstream.CallOptions{Tag: o.Tag, Notify: o.Notify, Request: o.Request, ClientCaps: o.ClientCaps, LogLevel: o.LogLevel})
+	call.end(resp, err)
 	switch {
 	case err == nil:
 		return resp, nil
@@ -120,7 +134,8 @@ func (e *edgeServer) desired(servers []*atraxv1.Server) ([]upstream.Desired, []*
 		want = append(want, d)
 		ref := e.refs[s.GetName()]
 		if ref == nil {
-			ref = &serverRef{name: s.GetName(), pool: e.pool}
+			ref = &serverRef{name: s.GetName(), pool: e.pool, obs: e.obs, m: e.metrics.forServer(s.GetName()),
+				gate: limits.NewGate(e.cfg.Limits.MaxInFlightPerUpstream)}
 			e.refs[s.GetName()] = ref
 		}
 		prefix := s.GetPrefix()
@@ -130,6 +145,7 @@ func (e *edgeServer) desired(servers []*atraxv1.Server) ([]upstream.Desired, []*
 		entries = append(entries, &router.Entry{
 			Server: ref, Prefix: prefix,
 			Allow: s.GetTools().GetAllow(), Deny: s.GetTools().GetDeny(),
+			PinTools: s.GetPinTools(), Approved: s.GetApprovedTools(),
 		})
 	}
 	return want, entries

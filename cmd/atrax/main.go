@@ -27,12 +27,14 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/atrax-mcp/atrax/controlplane"
 	"github.com/atrax-mcp/atrax/edge"
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/cli"
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/tracing"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -127,6 +129,23 @@ func runServer(cmd string, args []string, stderr io.Writer) error {
 	cpOpts := controlplane.Options{Config: cfg, Version: version, Logger: log.With("component", "controlplane")}
 	// ATRAX_PPROF=127.0.0.1:PORT serves profiles of the edge (make bench).
 	edgeOpts := edge.Options{Config: cfg, Version: version, Logger: log.With("component", "edge"), Pprof: os.Getenv("ATRAX_PPROF")}
+	if err := withTLS(cmd, &cpOpts, &edgeOpts); err != nil {
+		return err
+	}
+	edgeOpts.Development = developmentMode(os.Getenv)
+	// OTEL_* variables say where the edge's spans go; unset, none leave.
+	tp, stopTracing, err := tracing.FromEnv(ctx, version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("spans not exported at exit", "err", err)
+		}
+	}()
+	edgeOpts.TracerProvider = tp
 	switch cmd {
 	case "controlplane":
 		return controlplane.Run(ctx, cpOpts)

@@ -68,6 +68,39 @@ func (f *Fleet) Connect(h *atraxv1.EdgeHello) (disconnect func()) {
 	}
 }
 
+// Connected returns how many edges have a Sync stream open.
+func (f *Fleet) Connected() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+// Upstream is one edge's report of one server.
+type Upstream struct {
+	EdgeID string
+	Status *atraxv1.UpstreamStatus
+}
+
+// Upstreams returns what the connected edges last reported of the server
+// name, ordered by edge id. The messages are copies.
+func (f *Fleet) Upstreams(name string) []Upstream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Upstream
+	for id, e := range f.edges {
+		if !e.GetConnected() {
+			continue
+		}
+		for _, u := range e.GetUpstreams() {
+			if u.GetName() == name {
+				out = append(out, Upstream{EdgeID: id, Status: proto.Clone(u).(*atraxv1.UpstreamStatus)})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Upstream) int { return strings.Compare(a.EdgeID, b.EdgeID) })
+	return out
+}
+
 // Report replaces what an edge last reported.
 func (f *Fleet) Report(edgeID string, r *atraxv1.EdgeReport) {
 	f.mu.Lock()

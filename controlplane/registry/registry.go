@@ -38,6 +38,8 @@ var (
 	ErrInvalid           = errors.New("invalid server")
 	ErrCommandNotAllowed = errors.New("command not allowed")
 	ErrWatchLagged       = errors.New("watcher fell behind")
+	// ErrNotPinned means tools were approved for a server without pinTools.
+	ErrNotPinned = errors.New("server does not pin its tools")
 )
 
 // Sources and states of a server.
@@ -153,6 +155,7 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 			}
 			s.CreateTime, s.RestartTime = old.GetCreateTime(), old.GetRestartTime()
 			s.UpdateTime = old.GetUpdateTime()
+			s.ApprovedTools = old.GetApprovedTools()
 			if !sameDefinition(old, s) || old.GetState() != s.GetState() {
 				s.UpdateTime = now
 			}
@@ -302,6 +305,7 @@ func (r *Registry) Update(ctx context.Context, s *atraxv1.Server, mask []string)
 		next.State = initialState(next)
 	}
 	next.CreateTime, next.RestartTime = old.GetCreateTime(), old.GetRestartTime()
+	next.ApprovedTools = old.GetApprovedTools()
 	next.UpdateTime = timestamppb.New(r.now())
 	if err := r.commit(ctx, EventUpdated, next); err != nil {
 		return nil, err
@@ -374,6 +378,40 @@ func (r *Registry) Restart(ctx context.Context, name string) (*atraxv1.Server, e
 	now := timestamppb.New(r.now())
 	next.State = StateRunning
 	next.RestartTime, next.UpdateTime = now, now
+	if err := r.commit(ctx, EventUpdated, next); err != nil {
+		return nil, err
+	}
+	return proto.Clone(next).(*atraxv1.Server), nil
+}
+
+// ApproveTools records approved tool definitions of a pinned server:
+// approved maps the server's own tool names to their digests, and is
+// merged into what was approved before. approve computes it from the
+// server as it is, under the registry's lock (nil, nil: nothing to do).
+func (r *Registry) ApproveTools(ctx context.Context, name string, approve func(*atraxv1.Server) (map[string]string, error)) (*atraxv1.Server, error) {
+	// onChange runs after the lock is released: it reads the registry.
+	defer r.notify()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.servers[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if !old.GetPinTools() {
+		return nil, fmt.Errorf("%w: %q has pinTools false, so every definition is served", ErrNotPinned, name)
+	}
+	approved, err := approve(proto.Clone(old).(*atraxv1.Server))
+	if err != nil || len(approved) == 0 {
+		return proto.Clone(old).(*atraxv1.Server), err
+	}
+	next := proto.Clone(old).(*atraxv1.Server)
+	if next.ApprovedTools == nil {
+		next.ApprovedTools = map[string]string{}
+	}
+	for tool, digest := range approved {
+		next.ApprovedTools[tool] = digest
+	}
+	next.UpdateTime = timestamppb.New(r.now())
 	if err := r.commit(ctx, EventUpdated, next); err != nil {
 		return nil, err
 	}
@@ -553,6 +591,7 @@ func FieldErrors(err error) []*FieldError {
 // readOnly are the fields clients cannot set.
 var readOnly = map[string]bool{
 	"source": true, "state": true, "create_time": true, "update_time": true, "restart_time": true,
+	"approved_tools": true,
 }
 
 // definitionOf returns a copy of s without its read-only fields.
@@ -560,6 +599,7 @@ func definitionOf(s *atraxv1.Server) *atraxv1.Server {
 	d := proto.Clone(s).(*atraxv1.Server)
 	d.Source, d.State = "", ""
 	d.CreateTime, d.UpdateTime, d.RestartTime = nil, nil, nil
+	d.ApprovedTools = nil
 	return d
 }
 

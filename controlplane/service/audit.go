@@ -12,6 +12,7 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/logctx"
 )
 
 // Auditor records control-plane changes in the store's audit log.
@@ -38,6 +39,8 @@ func (a *Auditor) Change(ctx context.Context, action, server string, err error) 
 		Action:  action,
 		Server:  server,
 		Outcome: "ok",
+		// The id of the request that asked, in the logs too.
+		RequestId: logctx.RequestID(ctx),
 	}
 	if err != nil {
 		ev.Outcome = "error"
@@ -69,7 +72,8 @@ func (a *Auditor) Token(ctx context.Context, r issuer.Request, jti string, err e
 	}
 	ev := &atraxv1.AuditEvent{
 		Time: timestamppb.New(now()), Actor: who, Action: "token.issue", Outcome: "ok",
-		Details: map[string]string{"jti": jti, "scope": r.Scope},
+		Details:   map[string]string{"jti": jti, "scope": r.Scope},
+		RequestId: logctx.RequestID(ctx),
 	}
 	if err != nil {
 		ev.Outcome, ev.Error = "error", err.Error()

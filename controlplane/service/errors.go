@@ -44,7 +44,7 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, registry.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, registry.ErrReadOnly):
+	case errors.Is(err, registry.ErrReadOnly), errors.Is(err, registry.ErrNotPinned), errors.Is(err, errApprove):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, registry.ErrCommandNotAllowed):
 		return status.Error(codes.PermissionDenied, err.Error())

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 
+	"github.com/atrax-mcp/atrax/controlplane/fleet"
 	"github.com/atrax-mcp/atrax/controlplane/registry"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
@@ -12,6 +13,9 @@ type Servers struct {
 	atraxv1.UnimplementedServerServiceServer
 	Registry *registry.Registry
 	Audit    *Auditor
+	// Fleet is what the edges report: the definitions ApproveServerTools
+	// approves.
+	Fleet *fleet.Fleet
 	// Stopping is closed when the control plane shuts down; watch streams
 	// then end, so that a graceful stop need not wait for them.
 	Stopping <-chan struct{}

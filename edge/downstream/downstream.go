@@ -15,12 +15,15 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/atrax-mcp/atrax/edge/httpauth"
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
+	"github.com/atrax-mcp/atrax/edge/limits"
 	"github.com/atrax-mcp/atrax/edge/session"
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/workpool"
 )
 
 // Dispatcher answers a session's messages.
@@ -72,9 +75,21 @@ type Options struct {
 	// on, waiting for the client to resume the stream (DefaultResumeGrace
 	// when 0).
 	ResumeGrace time.Duration
+	// CallContext, when set, derives the context a client request is
+	// handled on from the HTTP request that carried it. A session's calls
+	// outlive their HTTP request (they run on the session's context), so
+	// values of the HTTP request's context, such as a request id or the
+	// client's trace context, reach them only through it.
+	CallContext func(ctx context.Context, r *http.Request) context.Context
 	// Guard checks Host and Origin and answers CORS.
-	Guard  *Guard
-	Logger *slog.Logger
+	Guard *Guard
+	// Limits, when set, rate-limits tokens and caps the requests in flight
+	// and the sessions open, per token and in all (see limits.go).
+	Limits *limits.Limiter
+	// WriteTimeout bounds writing a response that is not a stream; 0 means
+	// no bound.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Handler serves the MCP endpoints.
@@ -82,8 +97,17 @@ type Handler struct {
 	opts Options
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	state map[*session.Session]*sessionState
+	// work runs the calls: goroutines kept for reuse, with the stack a
+	// call needs already grown.
+	work *workpool.Pool
+	// state is each session's streams, by session (*session.Session to
+	// *sessionState): a sync.Map, so that requests find theirs without a
+	// lock all of them share.
+	state sync.Map
+
+	// draining ends when Drain is called (the edge is shutting down).
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // sessionState is what a transport keeps per session.
@@ -92,6 +116,10 @@ type sessionState struct {
 	standalone *stream            // GET stream (legacy: the only stream)
 	posts      map[string]*stream // streamable: one per POST with requests
 	seq        int
+	release    func() // gives back the session's place (Options.Limits)
+	// legacyCalls counts the legacy calls whose answers are still due on
+	// the session's stream.
+	legacyCalls atomic.Int64
 }
 
 // New returns a Handler.
@@ -114,24 +142,59 @@ func New(opts Options) *Handler {
 	if opts.Guard == nil {
 		opts.Guard = &Guard{}
 	}
-	return &Handler{opts: opts, log: opts.Logger, state: map[*session.Session]*sessionState{}}
+	draining, drain := context.WithCancel(context.Background())
+	return &Handler{opts: opts, log: opts.Logger, draining: draining, drain: drain, work: workpool.New(0, 0)}
+}
+
+// Drain prepares a graceful shutdown (the http.Server's RegisterOnShutdown
+// calls it): the streams that carry no answer a client waits for end at
+// once (streamable GET streams, stateless listen streams), a legacy SSE
+// stream as soon as the answers of its calls in flight are written. POST
+// streams end, as always, when their calls are answered, so that calls in
+// flight finish within the server's grace period.
+func (h *Handler) Drain() { h.drain() }
+
+// endWhenDrained ends a legacy SSE stream (with end) once the handler
+// drains and the stream owes its client nothing: no call in flight, every
+// event written.
+func (h *Handler) endWhenDrained(ctx context.Context, end func(), st *sessionState) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-h.draining.Done():
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st.legacyCalls.Load() == 0 && st.standalone.empty() {
+			end()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Register adds the MCP endpoints to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.Handle("/sse", h.opts.Guard.Wrap(http.HandlerFunc(h.serveSSE)))
-	mux.Handle("/message", h.opts.Guard.Wrap(http.HandlerFunc(h.serveMessage)))
-	mux.Handle("/mcp", h.opts.Guard.Wrap(http.HandlerFunc(h.serveStreamable)))
+	wt := h.opts.WriteTimeout
+	mux.Handle("/sse", h.opts.Guard.Wrap(boundWrites(wt, http.HandlerFunc(h.serveSSE))))
+	mux.Handle("/message", h.opts.Guard.Wrap(boundWrites(wt, http.HandlerFunc(h.serveMessage))))
+	mux.Handle("/mcp", h.opts.Guard.Wrap(boundWrites(wt, http.HandlerFunc(h.serveStreamable))))
 }
 
 // SessionClosed forgets a session's streams; the store calls it.
 func (h *Handler) SessionClosed(s *session.Session) {
-	h.mu.Lock()
-	st := h.state[s]
-	delete(h.state, s)
-	h.mu.Unlock()
+	v, _ := h.state.LoadAndDelete(s)
+	st, _ := v.(*sessionState)
 	if st == nil {
 		return
+	}
+	if st.release != nil {
+		st.release()
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -144,9 +207,9 @@ func (h *Handler) SessionClosed(s *session.Session) {
 }
 
 func (h *Handler) stateOf(s *session.Session) *sessionState {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.state[s]
+	v, _ := h.state.Load(s)
+	st, _ := v.(*sessionState)
+	return st
 }
 
 // authenticate returns the principal of r, answering 401 itself when there
@@ -196,9 +259,34 @@ func (h *Handler) stillValid(p *authn.Principal) error {
 	return nil
 }
 
+// readAll reads r, at most max bytes, in one allocation when the length is
+// known beforehand (Content-Length).
+func readAll(r io.Reader, length, max int64) ([]byte, error) {
+	if length < 0 || length > max {
+		return io.ReadAll(r)
+	}
+	body := make([]byte, length, length+1)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	// Make sure the body ends where it said: a longer one is read on.
+	var one [1]byte
+	if n, err := r.Read(one[:]); n > 0 || err != nil && err != io.EOF {
+		rest, rerr := io.ReadAll(r)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		return append(append(body, one[:n]...), rest...), nil
+	}
+	return body, nil
+}
+
 // readBody reads a POST body within the size cap, answering 413 itself.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody), r.ContentLength, h.opts.MaxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -211,6 +299,14 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	return body, true
 }
 
+// callContext is ctx with what Options.CallContext carries over from r.
+func (h *Handler) callContext(ctx context.Context, r *http.Request) context.Context {
+	if h.opts.CallContext == nil {
+		return ctx
+	}
+	return h.opts.CallContext(ctx, r)
+}
+
 // dispatch handles one request of s and returns its response.
 func (h *Handler) dispatch(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response {
 	rctx, done := s.Begin(ctx, req.ID)
@@ -219,6 +315,9 @@ func (h *Handler) dispatch(ctx context.Context, s *session.Session, req *jsonrpc
 	resp.ID = req.ID
 	return resp
 }
+
+// hdrJSON is the Content-Type of JSON answers, shared (never changed).
+var hdrJSON = []string{"application/json"}
 
 // writeJSONRPCError writes a JSON-RPC error object as an HTTP error.
 func writeJSONRPCError(w http.ResponseWriter, status int, e *jsonrpc.Error) {

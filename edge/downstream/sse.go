@@ -36,11 +36,19 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := h.opts.Limits.Allow(subjectOf(p), 1); err != nil {
+		h.refuse(w, jsonrpc.ID{}, p, err)
+		return
+	}
+	release, err := h.opts.Limits.OpenSession(subjectOf(p))
+	if err != nil {
+		h.refuse(w, jsonrpc.ID{}, p, err)
+		return
+	}
 	st := newStream("", h.opts.StreamLimit)
 	s := session.New(session.NewID(h.opts.RouteKey), session.TransportSSE, p, legacySink{st})
-	h.mu.Lock()
-	h.state[s] = &sessionState{standalone: st}
-	h.mu.Unlock()
+	ss := &sessionState{standalone: st, release: release}
+	h.state.Store(s, ss)
 	h.opts.Sessions.Add(s)
 	defer h.opts.Sessions.Remove(s)
 	detach := s.Attach()
@@ -59,9 +67,14 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: st}
 	st.attach()
-	_, err := sw.pump(mergeDone(r.Context(), s.Done()), 0, h.opts.KeepAlive, nil, false)
+	ctx, stop := mergeDone(r.Context(), s)
+	defer stop()
+	// No goroutine waits for a drain per idle session: one starts when
+	// the drain does.
+	defer context.AfterFunc(h.draining, func() { h.endWhenDrained(ctx, stop, ss) })()
+	_, err = sw.pump(ctx, 0, h.opts.KeepAlive, nil, false)
 	if err == errSlowClient {
-		h.log.Warn("legacy SSE client dropped: it stopped reading its stream", "session", s.ID)
+		h.log.WarnContext(r.Context(), "legacy SSE client dropped: it stopped reading its stream", "session", s.ID)
 	}
 }
 
@@ -93,24 +106,44 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusBadRequest, asError(err))
 		return
 	}
+	n, oneID := callsOf(msgs)
+	release, err := h.opts.Limits.Begin(subjectOf(s.Principal), n)
+	if err != nil {
+		h.refuse(w, oneID, s.Principal, err)
+		return
+	}
+	done := releaseAfter(n, release)
 	s.Touch()
 	w.WriteHeader(http.StatusAccepted)
+	// The answers go on the session's stream, after this POST has ended.
+	ctx := h.callContext(s.Context(), r)
 	for _, m := range msgs {
 		switch m := m.(type) {
 		case *jsonrpc.Response:
 			s.Deliver(m)
 		case *jsonrpc.Request:
 			if !m.IsCall() {
-				h.opts.Dispatcher.HandleNotification(s.Context(), s, m)
+				h.opts.Dispatcher.HandleNotification(ctx, s, m)
 				continue
 			}
-			go h.legacyCall(s, m)
+			st := h.stateOf(s)
+			if st != nil {
+				st.legacyCalls.Add(1)
+			}
+			h.work.Go(func() {
+				defer done()
+				h.legacyCall(ctx, s, m)
+				if st != nil {
+					st.legacyCalls.Add(-1)
+				}
+			})
 		}
 	}
 }
 
-// legacyCall answers one request on the session's stream.
-func (h *Handler) legacyCall(s *session.Session, req *jsonrpc.Request) {
+// legacyCall answers one request on the session's stream; ctx is the
+// session's context with what CallContext carried over.
+func (h *Handler) legacyCall(ctx context.Context, s *session.Session, req *jsonrpc.Request) {
 	var resp *jsonrpc.Response
 	if req.Method == protocol.MethodInitialize {
 		res, jerr := h.opts.Dispatcher.Initialize(s, req.Params)
@@ -120,10 +153,10 @@ func (h *Handler) legacyCall(s *session.Session, req *jsonrpc.Request) {
 			resp = jsonrpc.ResultResponse(req.ID, res)
 		}
 	} else {
-		resp = h.dispatch(s.Context(), s, req)
+		resp = h.dispatch(ctx, s, req)
 	}
 	if err := s.Send(s.Context(), resp); err != nil {
-		h.log.Debug("response not delivered", "session", s.ID, "err", err)
+		h.log.DebugContext(ctx, "response not delivered", "session", s.ID, "err", err)
 	}
 }
 
@@ -135,15 +168,14 @@ func asError(err error) *jsonrpc.Error {
 	return jsonrpc.NewError(jsonrpc.CodeParseError, "%v", err)
 }
 
-// mergeDone returns a context that ends with ctx or when done closes.
-func mergeDone(ctx context.Context, done <-chan struct{}) context.Context {
+// mergeDone returns a context that ends with ctx or when s ends, and the
+// function that releases it. It costs no goroutine: an idle stream holds
+// nothing but its own.
+func mergeDone(ctx context.Context, s *session.Session) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx
+	unregister := context.AfterFunc(s.Context(), cancel)
+	return ctx, func() {
+		unregister()
+		cancel()
+	}
 }

@@ -131,6 +131,25 @@ func (h *Handler) statelessPOST(w http.ResponseWriter, r *http.Request, msgs []j
 		_ = json.Unmarshal(raw, &logLevel)
 	}
 
+	// A listen stream is a session in all but name: it holds a session
+	// place while it is open. Any other request holds an in-flight place
+	// until it is answered.
+	var release func()
+	var err error
+	if req.Method == protocol.MethodSubscriptionsListen {
+		if err := h.opts.Limits.Allow(subjectOf(p), 1); err != nil {
+			h.refuse(w, req.ID, p, err)
+			return
+		}
+		release, err = h.opts.Limits.OpenSession(subjectOf(p))
+	} else {
+		release, err = h.opts.Limits.Begin(subjectOf(p), 1)
+	}
+	if err != nil {
+		h.refuse(w, req.ID, p, err)
+		return
+	}
+
 	ps := newStream("", h.opts.StreamLimit)
 	s := session.New("", session.TransportStateless, p, statelessSink{ps})
 	s.SetStateless(version, caps, meta[protocol.MetaClientInfo], logLevel)
@@ -141,14 +160,16 @@ func (h *Handler) statelessPOST(w http.ResponseWriter, r *http.Request, msgs []j
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	if req.Method == protocol.MethodSubscriptionsListen {
+		defer release()
 		h.listen(ctx, w, s, ps, req)
 		return
 	}
-	go func() {
+	h.work.Go(func() {
+		defer release()
 		resp := h.opts.Dispatcher.Handle(ctx, s, req)
 		resp.ID = req.ID
 		_, _ = ps.answer(resp)
-	}()
+	})
 	h.respond(w, r, ps, true)
 }
 
@@ -188,6 +209,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, ps *stream, st
 // listen serves subscriptions/listen: an SSE stream open until the client
 // closes it.
 func (h *Handler) listen(ctx context.Context, w http.ResponseWriter, s *session.Session, ps *stream, req *jsonrpc.Request) {
+	// A listen stream carries no answer a client waits for: it ends at a
+	// drain.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(h.draining, stop)()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache, no-transform")
@@ -207,7 +233,7 @@ func (h *Handler) listen(ctx context.Context, w http.ResponseWriter, s *session.
 	sw := &sseWriter{w: w, rc: rc, s: ps}
 	_, err := sw.pump(ctx, 0, h.opts.KeepAlive, nil, false)
 	if err == errSlowClient {
-		h.log.Warn("listen stream dropped: the client stopped reading it")
+		h.log.WarnContext(ctx, "listen stream dropped: the client stopped reading it")
 	}
 	// The client closed the stream (or the edge stops): end the listener.
 	select {

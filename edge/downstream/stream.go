@@ -130,6 +130,13 @@ func (s *stream) answer(r *jsonrpc.Response) (complete bool, err error) {
 	return true, nil
 }
 
+// empty reports whether every event has been written (and let go).
+func (s *stream) empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events) == 0
+}
+
 // owns reports whether the response to id goes on this stream.
 func (s *stream) owns(id jsonrpc.ID) bool {
 	s.mu.Lock()
@@ -249,6 +256,13 @@ func (w *sseWriter) write(e event) error {
 	return err
 }
 
+// streamWriteTimeout bounds one write to an SSE stream. A client that
+// takes longer than this to take a few kilobytes has stopped reading: the
+// write fails and the client is dropped. Without it a write to a
+// connection whose peer reads nothing blocks once the socket buffers are
+// full, forever, and the stream's cap is never looked at again.
+const streamWriteTimeout = 10 * time.Second
+
 // pump writes the stream's events after seq until the stream is complete
 // or closed, ctx ends, or writing fails, sending a keep-alive comment when
 // idle. It returns the seq of the last event written.
@@ -257,16 +271,20 @@ func (w *sseWriter) pump(ctx context.Context, after int, keepAlive time.Duration
 	defer ticker.Stop()
 	for {
 		evs, closed, err := w.s.take(after)
+		if len(evs) > 0 {
+			_ = w.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		}
 		for _, e := range evs {
 			if werr := w.write(e); werr != nil {
-				return after, werr
+				return after, w.failure(werr)
 			}
 			after = e.seq
 		}
 		if len(evs) > 0 {
 			if ferr := w.rc.Flush(); ferr != nil {
-				return after, ferr
+				return after, w.failure(ferr)
 			}
+			_ = w.rc.SetWriteDeadline(time.Time{})
 			w.s.ack(after, keep)
 		}
 		if closed {
@@ -280,12 +298,26 @@ func (w *sseWriter) pump(ctx context.Context, after int, keepAlive time.Duration
 			return after, ctx.Err()
 		case <-w.s.wake:
 		case <-ticker.C:
+			_ = w.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 			if _, err := w.w.Write([]byte(": keep-alive\n\n")); err != nil {
-				return after, err
+				return after, w.failure(err)
 			}
 			if err := w.rc.Flush(); err != nil {
-				return after, err
+				return after, w.failure(err)
 			}
+			_ = w.rc.SetWriteDeadline(time.Time{})
 		}
 	}
+}
+
+// failure is the error a failed write ends the pump with: errSlowClient
+// when the stream reached its cap meanwhile (the write blocked because the
+// client stopped reading), the write's own error otherwise.
+func (w *sseWriter) failure(err error) error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.s.err == errSlowClient {
+		return errSlowClient
+	}
+	return err
 }

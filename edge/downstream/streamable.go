@@ -85,9 +85,26 @@ func (h *Handler) serveStreamable(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// The Accept values clients send with every POST.
+const (
+	acceptBoth         = "application/json, text/event-stream"
+	acceptBothReversed = "text/event-stream, application/json"
+)
+
+// mediaType returns the media type of a Content-Type value, lower case,
+// without its parameters.
+func mediaType(v string) string {
+	mt, _, _ := mime.ParseMediaType(v)
+	return mt
+}
+
 // accepts reports whether the Accept header lists both types (or a
 // wildcard covering them).
 func accepts(r *http.Request, types ...string) bool {
+	// What SDK clients send, told without parsing anything.
+	if v := r.Header["Accept"]; len(v) == 1 && (v[0] == acceptBoth || v[0] == acceptBothReversed) {
+		return true
+	}
 	have := map[string]bool{}
 	for _, v := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(v, ",") {
@@ -144,7 +161,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*session.Sessi
 }
 
 func (h *Handler) streamablePOST(w http.ResponseWriter, r *http.Request) {
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && mediaType(ct) != "application/json" {
 		writeJSONRPCError(w, http.StatusUnsupportedMediaType, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "Content-Type must be application/json"))
 		return
 	}
@@ -177,6 +194,19 @@ func (h *Handler) streamablePOST(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusBadRequest, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not allowed in revision %s", s.Version()))
 		return
 	}
+	// Limits first: a refused POST has no effect at all.
+	n, oneID := callsOf(msgs)
+	release, err := h.opts.Limits.Begin(subjectOf(s.Principal), n)
+	if err != nil {
+		h.refuse(w, oneID, s.Principal, err)
+		return
+	}
+	answered := false
+	defer func() {
+		if !answered {
+			release()
+		}
+	}()
 	var calls []*jsonrpc.Request
 	for _, m := range msgs {
 		switch m := m.(type) {
@@ -198,7 +228,8 @@ func (h *Handler) streamablePOST(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	h.answer(w, r, s, st, calls, batch)
+	answered = true
+	h.answer(w, r, s, st, calls, batch, release)
 }
 
 // initialize opens a session for an initialize request without a session
@@ -213,17 +244,28 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msgs []json
 	if !ok {
 		return
 	}
-	st := &sessionState{standalone: newStream(standaloneID, h.opts.StreamLimit), posts: map[string]*stream{}}
+	releaseSession, err := h.opts.Limits.OpenSession(subjectOf(p))
+	if err != nil {
+		h.refuse(w, req.ID, p, err)
+		return
+	}
+	releaseCall, err := h.opts.Limits.Begin(subjectOf(p), 1)
+	if err != nil {
+		releaseSession()
+		h.refuse(w, req.ID, p, err)
+		return
+	}
+	defer releaseCall()
+	st := &sessionState{standalone: newStream(standaloneID, h.opts.StreamLimit), posts: map[string]*stream{}, release: releaseSession}
 	s := session.New(session.NewID(h.opts.RouteKey), session.TransportStreamable, p, streamableSink{h: h, st: st})
 	res, jerr := h.opts.Dispatcher.Initialize(s, req.Params)
 	var resp *jsonrpc.Response
 	if jerr != nil {
+		releaseSession()
 		resp = jsonrpc.ErrorResponse(req.ID, jerr)
 	} else {
 		resp = jsonrpc.ResultResponse(req.ID, res)
-		h.mu.Lock()
-		h.state[s] = st
-		h.mu.Unlock()
+		h.state.Store(s, st)
 		h.opts.Sessions.Add(s)
 		w.Header().Set(headerSessionID, s.ID)
 	}
@@ -235,8 +277,9 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msgs []json
 
 // answer handles the requests of one POST. Their responses, and whatever
 // the calls send first, go on a stream of this POST: written as plain JSON
-// when nothing but the responses came, as SSE otherwise.
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Session, st *sessionState, calls []*jsonrpc.Request, batch bool) {
+// when nothing but the responses came, as SSE otherwise. release is called
+// once every call has been answered.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Session, st *sessionState, calls []*jsonrpc.Request, batch bool, release func()) {
 	st.mu.Lock()
 	st.seq++
 	ps := newStream(strconv.Itoa(st.seq), h.opts.StreamLimit)
@@ -251,16 +294,25 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 	// The calls run on the session's context, not the POST's: a client
 	// whose connection breaks may resume the stream. A POST that goes away
 	// without resuming cancels them (see below).
-	ctx, cancel := context.WithCancel(s.Context())
+	ctx, cancel := context.WithCancel(h.callContext(s.Context(), r))
 	var wg sync.WaitGroup
+	wg.Add(len(calls))
 	for _, c := range calls {
-		wg.Add(1)
-		go func() {
+		h.work.Go(func() {
 			defer wg.Done()
 			resp := h.dispatch(ctx, s, c)
 			if complete, err := ps.answer(resp); err == nil && complete {
 				ps.close(nil)
 			}
+			if len(calls) == 1 {
+				release() // the only call: no goroutine to wait for it
+			}
+		})
+	}
+	if len(calls) > 1 {
+		go func() {
+			wg.Wait()
+			release()
 		}()
 	}
 	detach := s.Attach()
@@ -268,7 +320,6 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 	ps.attach()
 	defer ps.detach()
 
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps, withIDs: true}
 	// Wait for the first event. If it completes the stream with nothing
 	// but responses, write JSON.
 	select {
@@ -282,7 +333,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 		onlyResponses = onlyResponses && e.resp
 	}
 	if onlyResponses && len(evs) > 0 {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = hdrJSON
 		w.WriteHeader(http.StatusOK)
 		if batch {
 			_, _ = w.Write([]byte("["))
@@ -305,6 +356,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 	hdr.Set("Cache-Control", "no-cache, no-transform")
 	hdr.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps, withIDs: true}
 	_, err := sw.pump(r.Context(), 0, h.opts.KeepAlive, nil, true)
 	if err == nil || ps.complete() {
 		h.forgetPost(st, ps)
@@ -357,6 +409,10 @@ func (h *Handler) streamableGET(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := h.opts.Limits.Allow(subjectOf(s.Principal), 1); err != nil {
+		h.refuse(w, jsonrpc.ID{}, s.Principal, err)
+		return
+	}
 	target, after := st.standalone, 0
 	isPost := false
 	if last := r.Header.Get(headerLastEvent); last != "" {
@@ -391,12 +447,18 @@ func (h *Handler) streamableGET(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_ = http.NewResponseController(w).Flush()
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: target, withIDs: true}
-	_, err := sw.pump(mergeDone(r.Context(), s.Done()), after, h.opts.KeepAlive, nil, true)
+	ctx, stop := mergeDone(r.Context(), s)
+	if !isPost {
+		// The standalone stream carries no answer: it ends at a drain.
+		defer context.AfterFunc(h.draining, stop)()
+	}
+	defer stop()
+	_, err := sw.pump(ctx, after, h.opts.KeepAlive, nil, true)
 	if isPost && (err == nil || target.complete()) {
 		h.forgetPost(st, target)
 	}
 	if err == errSlowClient {
-		h.log.Warn("client dropped: it stopped reading its stream", "session", s.ID)
+		h.log.WarnContext(r.Context(), "client dropped: it stopped reading its stream", "session", s.ID)
 		h.opts.Sessions.Remove(s)
 	}
 }

@@ -1,8 +1,13 @@
 package jsonrpc_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 )
@@ -63,4 +68,73 @@ func kindOf(m jsonrpc.Message) string {
 		return "response"
 	}
 	return "?"
+}
+
+// FuzzDecodeLikeSDK checks that Decode, which reads the wire without
+// reflection, accepts what go-sdk's decoder accepts and reads the same
+// message from it: kind, id, method, params, result and error.
+func FuzzDecodeLikeSDK(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`,
+		`{"jsonrpc":"2.0","id":"a\u0062","method":"p\u0069ng","params":[1,{"a":"}"}]}`,
+		`{"jsonrpc":"2.0","id":2.5e1,"result":{"x":[true,null]}}`,
+		`{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"m","data":"d"}}`,
+		`{"id":1,"jsonrpc":"2.0","method":"a","method":"b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		data = bytes.TrimSpace(data)
+		if len(data) == 0 || data[0] == '[' || !json.Valid(data) {
+			return
+		}
+		want, werr := sdk.DecodeMessage(data)
+		msgs, _, err := jsonrpc.Decode(data)
+		if werr == nil && err != nil {
+			// The edge refuses only more: a request with an empty method.
+			if r, ok := want.(*jsonrpc.Request); ok && r.Method == "" {
+				return
+			}
+			t.Fatalf("Decode(%s) = %v; go-sdk accepts it as %+v", data, err, want)
+		}
+		if err != nil || werr != nil {
+			return
+		}
+		got := msgs[0]
+		switch w := want.(type) {
+		case *jsonrpc.Request:
+			g, ok := got.(*jsonrpc.Request)
+			if !ok || g.Method != w.Method || !sameID(g.ID, w.ID) || !sameJSON(g.Params, w.Params) {
+				t.Fatalf("Decode(%s) = %+v, go-sdk reads %+v", data, got, want)
+			}
+		case *jsonrpc.Response:
+			g, ok := got.(*jsonrpc.Response)
+			if !ok || !sameID(g.ID, w.ID) || !sameJSON(g.Result, w.Result) {
+				t.Fatalf("Decode(%s) = %+v, go-sdk reads %+v", data, got, want)
+			}
+			ge, we := jsonrpc.WireError(g), jsonrpc.WireError(w)
+			if (ge == nil) != (we == nil) || ge != nil && (ge.Code != we.Code || ge.Message != we.Message || !sameJSON(ge.Data, we.Data)) {
+				t.Fatalf("Decode(%s) error = %+v, go-sdk reads %+v", data, ge, we)
+			}
+		}
+	})
+}
+
+// sameID compares ids; integers beyond float64's precision are read
+// exactly by Decode and rounded by go-sdk.
+func sameID(a, b jsonrpc.ID) bool {
+	if a == b {
+		return true
+	}
+	x, ok1 := a.Raw().(int64)
+	y, ok2 := b.Raw().(int64)
+	return ok1 && ok2 && float64(x) == float64(y)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }

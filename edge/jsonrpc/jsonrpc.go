@@ -42,6 +42,10 @@ const (
 	CodeConnectionClosed = -32000
 	// CodeRequestCancelled reports a call cancelled by the client.
 	CodeRequestCancelled = -32800
+	// CodeLimitExceeded reports a request refused because one of the
+	// edge's limits (the config's limits object) was reached; the message
+	// names the limit. Over HTTP it comes with status 429 and Retry-After.
+	CodeLimitExceeded = -32029
 )
 
 // StringID returns a string id.
@@ -83,9 +87,23 @@ func WireError(r *Response) *Error {
 	return &Error{Code: CodeInternalError, Message: r.Error.Error()}
 }
 
-// Encode returns the wire form of msg.
+// Encode returns the wire form of msg. Params, results and error data are
+// written as they are (compacted only when they hold line breaks): they
+// must hold valid JSON, as they do when they come from Decode or
+// json.Marshal.
 func Encode(msg Message) ([]byte, error) {
-	return sdk.EncodeMessage(msg)
+	return AppendMessage(make([]byte, 0, encodedSize(msg)), msg)
+}
+
+// encodedSize estimates the wire size of msg, to allocate once.
+func encodedSize(msg Message) int {
+	switch m := msg.(type) {
+	case *Request:
+		return 48 + len(m.Method) + len(m.Params)
+	case *Response:
+		return 48 + len(m.Result)
+	}
+	return 64
 }
 
 // ErrBatch is returned by Decode for a batch where the caller forbids them.
@@ -93,56 +111,47 @@ var ErrBatch = errors.New("JSON-RPC batches are not allowed")
 
 // Decode parses one message or a batch. batch reports whether the body was
 // an array. Every error wraps a *Error with the JSON-RPC code to answer with.
+//
+// The messages' params, results and error data are slices of data, not
+// copies: data must not change while they are in use.
 func Decode(data []byte) (msgs []Message, batch bool, err error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return nil, false, NewError(CodeInvalidRequest, "empty body")
 	}
-	if data[0] != '[' {
-		m, err := decodeOne(data)
+	isBatch := data[0] == '['
+	if !json.Valid(data) {
+		return nil, isBatch, NewError(CodeParseError, "parse error: not valid JSON")
+	}
+	if !isBatch {
+		m, err := decodeWire(data)
 		if err != nil {
 			return nil, false, err
 		}
 		return []Message{m}, false, nil
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, true, NewError(CodeParseError, "parse error: %v", err)
+	if err := checkDepth(data); err != nil {
+		return nil, true, NewError(CodeInvalidRequest, "invalid request: %v", err)
 	}
-	if len(raws) == 0 {
-		return nil, true, NewError(CodeInvalidRequest, "empty batch")
-	}
-	for _, r := range raws {
-		m, err := decodeOne(r)
+	for i := skipSpace(data, 1); i < len(data) && data[i] != ']'; {
+		end, ok := skipValue(data, i)
+		if !ok {
+			return nil, true, NewError(CodeParseError, "parse error: malformed batch")
+		}
+		m, err := decodeWire(data[i:end])
 		if err != nil {
 			return nil, true, err
 		}
 		msgs = append(msgs, m)
+		i = skipSpace(data, end)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, true, NewError(CodeInvalidRequest, "empty batch")
 	}
 	return msgs, true, nil
-}
-
-func decodeOne(data []byte) (Message, error) {
-	if !json.Valid(data) {
-		return nil, NewError(CodeParseError, "parse error: not valid JSON")
-	}
-	var env struct {
-		Version *string `json:"jsonrpc"`
-	}
-	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, NewError(CodeInvalidRequest, "invalid request: not a JSON-RPC object")
-	}
-	if env.Version == nil || *env.Version != "2.0" {
-		return nil, NewError(CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
-	}
-	m, err := sdk.DecodeMessage(data)
-	if err != nil {
-		return nil, NewError(CodeInvalidRequest, "invalid request: %v", err)
-	}
-	if r, ok := m.(*Request); ok && r.Method == "" {
-		return nil, NewError(CodeInvalidRequest, "invalid request: empty method")
-	}
-	return m, nil
 }
 
 // Params helpers. They decode only the top level of params, leaving every
@@ -163,19 +172,11 @@ func Fields(raw json.RawMessage) (map[string]json.RawMessage, error) {
 
 // StringField returns the string value of key in the object raw.
 func StringField(raw json.RawMessage, key string) (string, bool) {
-	f, err := Fields(raw)
-	if err != nil {
-		return "", false
-	}
-	v, ok := f[key]
+	v, ok := TopField(raw, key)
 	if !ok {
 		return "", false
 	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
+	return unquote(v)
 }
 
 // WithField returns raw with key set to value (a JSON value), keeping every

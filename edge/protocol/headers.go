@@ -161,6 +161,11 @@ func CheckParamHeaders(tool, params json.RawMessage, get func(string) string) er
 			continue
 		}
 		if hv == "" {
+			// An empty string argument mirrors as an empty value, which a
+			// header lookup cannot tell from an absent header.
+			if v, ok := primitive(raw); ok && v == "" {
+				continue
+			}
 			return fmt.Errorf("%s is missing for argument %q", b.Header, path)
 		}
 		got, ok := DecodeHeaderValue(hv)

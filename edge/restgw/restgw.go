@@ -19,6 +19,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +27,7 @@ import (
 	"github.com/atrax-mcp/atrax/edge/httpauth"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/logctx"
 )
 
 // Verifier checks tokens (authn.Verifier).
@@ -57,6 +59,14 @@ func New(ctx context.Context, conn *grpc.ClientConn, v Verifier) (http.Handler, 
 			routingErrorHandler(ctx, mux, m, w, r, status)
 		}),
 		runtime.WithForwardResponseRewriter(emptyLists),
+		// The control plane logs and audits a change under the request id
+		// of the REST request that asked for it.
+		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
+			if id := logctx.RequestID(r.Context()); id != "" {
+				return metadata.Pairs(logctx.MetadataKey, id)
+			}
+			return nil
+		}),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		atraxv1.RegisterServerServiceHandler,

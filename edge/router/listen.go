@@ -71,7 +71,7 @@ func (r *Router) Listen(ctx context.Context, s *session.Session, req *jsonrpc.Re
 			params := mustJSON(map[string]string{"uri": uri})
 			resp, err := e.Server.Call(ctx, protocol.MethodResourcesSubscribe, params, CallOptions{Tag: s, ClientCaps: s.RawCapabilities()})
 			if err != nil || resp.Error != nil {
-				r.log.Debug("upstream resource subscription not taken", "server", e.Server.Name(), "uri", uri, "err", err)
+				r.log.DebugContext(ctx, "upstream resource subscription not taken", "server", e.Server.Name(), "uri", uri, "err", err)
 			}
 		}
 		held = append(held, key)

@@ -9,6 +9,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -25,6 +26,7 @@ import (
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/edge/protocol"
 	"github.com/atrax-mcp/atrax/edge/session"
+	"github.com/atrax-mcp/atrax/internal/authn"
 )
 
 // Server is one upstream MCP server as the router uses it.
@@ -33,7 +35,9 @@ type Server interface {
 	// Catalog returns the server's lists, or nil while it is not running.
 	Catalog() *Catalog
 	// Call sends a request and returns the server's response. An error
-	// that is a *jsonrpc.Error is passed to the client as it is.
+	// that is a *jsonrpc.Error is passed to the client as it is. params
+	// is the caller's again once Call returns (the router reuses its
+	// buffers): a Server that keeps it longer keeps a copy.
 	Call(ctx context.Context, method string, params json.RawMessage, o CallOptions) (*jsonrpc.Response, error)
 	// Notify sends a notification.
 	Notify(ctx context.Context, method string, params json.RawMessage) error
@@ -81,7 +85,11 @@ type Options struct {
 	// HeldTTL bounds how long a held call waits for its client to come
 	// back (DefaultHeldTTL when 0).
 	HeldTTL time.Duration
-	Logger  *slog.Logger
+	// OnToolChange, when set, is told of each tool whose definition
+	// changed under a running server, once per new definition (see
+	// pins.go). It is called without the router's locks held.
+	OnToolChange func(ToolChange)
+	Logger       *slog.Logger
 }
 
 // Router routes client requests to servers.
@@ -94,6 +102,7 @@ type Router struct {
 	mu      sync.Mutex // serializes Update
 	entries []*Entry
 	ns      Namespacing
+	pins    pinBook // digests of the servers' tools (pins.go)
 
 	subMu sync.Mutex
 	subs  map[subKey]int // upstream subscriptions, counted over sessions
@@ -134,9 +143,15 @@ func (r *Router) SetServers(entries []*Entry, ns Namespacing) {
 // every session which lists changed.
 func (r *Router) Refresh() {
 	r.mu.Lock()
-	t := build(r.entries, r.ns, r.log)
+	entries, toolChanges := r.pins.apply(r.entries)
+	t := build(entries, r.ns, r.log)
 	old := r.table.Swap(t)
 	r.mu.Unlock()
+	if r.opts.OnToolChange != nil {
+		for _, c := range toolChanges {
+			r.opts.OnToolChange(c)
+		}
+	}
 	var changed []string
 	if old.toolsHash != t.toolsHash {
 		changed = append(changed, protocol.NotificationToolsChanged)
@@ -165,6 +180,11 @@ func (r *Router) Refresh() {
 		}
 	})
 }
+
+// Pins returns, for every running server that pins its tools, each tool
+// with the digest of its definition; tools hidden until an admin approves
+// them are marked Pending.
+func (r *Router) Pins() map[string][]PinStatus { return r.pins.pins() }
 
 // Conflicts returns the collisions the reject strategy refused.
 func (r *Router) Conflicts() []Conflict {
@@ -301,7 +321,19 @@ func (r *Router) list(s *session.Session, req *jsonrpc.Request, k kind) *jsonrpc
 		}
 		offset = n
 	}
-	var buf []byte
+	// A token that may see everything sees the same pages as every other
+	// such token: they are made once per table.
+	everything := allowsAll(s.Principal)
+	if everything {
+		if page, ok := t.pages[k].Load(offset); ok {
+			return jsonrpc.ResultResponse(req.ID, page.(json.RawMessage))
+		}
+	}
+	size := 64
+	for _, it := range all {
+		size += len(it.raw) + 1
+	}
+	buf := make([]byte, 0, min(size, r.opts.PageSize*1024+64))
 	buf = append(buf, `{"`...)
 	buf = append(buf, key...)
 	buf = append(buf, `":[`...)
@@ -330,7 +362,16 @@ func (r *Router) list(s *session.Session, req *jsonrpc.Request, k kind) *jsonrpc
 		buf = strconv.AppendQuote(buf, encodeCursor(next))
 	}
 	buf = append(buf, '}')
+	if everything {
+		t.pages[k].Store(offset, json.RawMessage(buf))
+	}
 	return jsonrpc.ResultResponse(req.ID, buf)
+}
+
+// allowsAll reports whether p may use every server and see every tool, so
+// that nothing is filtered for it.
+func allowsAll(p *authn.Principal) bool {
+	return p != nil && len(p.Servers) == 1 && p.Servers[0] == "*" && len(p.Tools) == 1 && p.Tools[0] == "*"
 }
 
 // allowed reports whether s may see it: its server is allowed, and for
@@ -363,43 +404,81 @@ func decodeCursor(c string) (int, error) {
 
 // byName routes tools/call and prompts/get by the visible name.
 func (r *Router) byName(ctx context.Context, s *session.Session, req *jsonrpc.Request, k kind) *jsonrpc.Response {
-	name, ok := jsonrpc.StringField(req.Params, "name")
-	if !ok || name == "" {
-		return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params: name is required"))
+	buf := paramsPool.Get().(*[]byte)
+	defer paramsPool.Put(buf)
+	it, params, errResp := r.route(s, req, k, (*buf)[:0])
+	if errResp != nil {
+		return errResp
+	}
+	if cap(params) <= maxPooledParams {
+		*buf = params[:0]
+	}
+	// params may be the pooled buffer: Server.Call does not keep it.
+	return r.forward(ctx, s, it.entry.Server, req, params)
+}
+
+// paramsPool holds the buffers calls' params are rewritten into (the
+// server's own name for the visible one).
+var paramsPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledParams bounds the buffers kept in paramsPool.
+const maxPooledParams = 64 << 10
+
+// route finds the tool or prompt a call names and returns it with the
+// call's params for its server: req.Params itself, or when the server
+// knows the item by another name, a copy with that name appended to dst.
+// It decodes nothing but the name, and allocates nothing on success (given
+// room in dst).
+func (r *Router) route(s *session.Session, req *jsonrpc.Request, k kind, dst []byte) (*item, json.RawMessage, *jsonrpc.Response) {
+	name, ok := jsonrpc.StringBytes(req.Params, "name")
+	if !ok || len(name) == 0 {
+		return nil, nil, jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params: name is required"))
 	}
 	t := r.table.Load()
 	by, what := t.toolBy, "tool"
 	if k == kindPrompts {
 		by, what = t.promptBy, "prompt"
 	}
-	it := by[name]
+	it := by[string(name)]
 	if it == nil || !r.allowed(s, it, k) {
 		// Unknown and forbidden look the same: a token does not learn what
 		// exists beyond its scopes.
-		return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "unknown %s: %s", what, name))
+		return nil, nil, jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "unknown %s: %s", what, name))
 	}
-	params := req.Params
-	if it.orig != name {
-		p, err := jsonrpc.WithField(req.Params, "name", it.orig)
-		if err != nil {
-			return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params"))
-		}
-		params = p
+	if it.orig == it.name {
+		return it, req.Params, nil
 	}
-	return r.forward(ctx, s, it.entry.Server, req, params)
+	params, ok := jsonrpc.AppendWithString(dst, req.Params, "name", it.orig)
+	if !ok {
+		return nil, nil, jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params"))
+	}
+	return it, params, nil
 }
 
-// owner finds the server of a resource URI: a listed resource, then a
-// template that matches, then the only server offering resources.
+// owner finds the server of a resource URI for s: a listed resource, then
+// a template that matches, then the only server offering resources. A URI
+// that a server s may not use lists or matches has no owner for s.
 func (r *Router) owner(s *session.Session, uri string) *Entry {
 	t := r.table.Load()
-	if it := t.resBy[uri]; it != nil && s.Principal.AllowsServer(it.server) {
-		return it.entry
-	}
-	for _, it := range t.templates {
-		if it.uri.Match(uri) && s.Principal.AllowsServer(it.server) {
+	if it := t.resBy[uri]; it != nil {
+		if s.Principal.AllowsServer(it.server) {
 			return it.entry
 		}
+		// Another server's resource, which this token may not use: it
+		// is not sent to a server the token may use instead.
+		return nil
+	}
+	claimed := false
+	for _, it := range t.templates {
+		if it.uri.Match(uri) {
+			if s.Principal.AllowsServer(it.server) {
+				return it.entry
+			}
+			claimed = true
+		}
+	}
+	if claimed {
+		return nil
 	}
 	var only *Entry
 	for _, e := range r.visibleServers(s) {
@@ -553,7 +632,7 @@ func (r *Router) setLevel(ctx context.Context, s *session.Session, req *jsonrpc.
 			defer wg.Done()
 			resp, err := e.Server.Call(ctx, req.Method, req.Params, CallOptions{Tag: s})
 			if err != nil || (resp != nil && resp.Error != nil) {
-				r.log.Warn("logging/setLevel not applied", "server", e.Server.Name(), "err", err)
+				r.log.WarnContext(ctx, "logging/setLevel not applied", "server", e.Server.Name(), "err", err)
 			}
 		}()
 	}
@@ -569,7 +648,7 @@ func (r *Router) forward(ctx context.Context, s *session.Session, srv Server, re
 		Tag: s,
 		Notify: func(n *jsonrpc.Request) {
 			if err := s.Send(ctx, n); err != nil {
-				r.log.Debug("notification not delivered", "method", n.Method, "err", err)
+				r.log.DebugContext(ctx, "notification not delivered", "method", n.Method, "err", err)
 			}
 		},
 		Request: func(rctx context.Context, sreq *jsonrpc.Request) *jsonrpc.Response {
@@ -633,7 +712,8 @@ func inputRequired(resp *jsonrpc.Response) (map[string]struct {
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
 }, string, bool) {
-	if resp == nil || resp.Error != nil {
+	if resp == nil || resp.Error != nil || !bytes.Contains(resp.Result, []byte(protocol.ResultInputRequired)) {
+		// The common case, told without decoding the result.
 		return nil, "", false
 	}
 	var r struct {
@@ -760,7 +840,7 @@ func (r *Router) HandleNotification(ctx context.Context, s *session.Session, n *
 			_ = e.Server.Notify(ctx, n.Method, n.Params)
 		}
 	default:
-		r.log.Debug("client notification not routed", "method", n.Method)
+		r.log.DebugContext(ctx, "client notification not routed", "method", n.Method)
 	}
 }
 

@@ -79,6 +79,13 @@ func (r *Router) handleStateless(ctx context.Context, s *session.Session, req *j
 	return r.handle(ctx, s, req)
 }
 
+// requestMeta are the _meta keys of a stateless request that name the
+// client's revision to the edge, not the edge's to a server. The client's
+// capabilities and identity stay: a server decides by them what it may ask
+// (go-sdk's does, even for a session), and a stateless server gets them
+// again from CallOptions.
+var requestMeta = []string{protocol.MetaProtocolVersion}
+
 // lookup finds the tool or prompt a call names, as byName does.
 func (r *Router) lookup(s *session.Session, req *jsonrpc.Request) (*item, *jsonrpc.Response) {
 	name, ok := jsonrpc.StringField(req.Params, "name")
@@ -246,6 +253,23 @@ func (r *Router) bridged(ctx context.Context, s *session.Session, srv Server, re
 	if origName != "" {
 		f["name"] = mustJSON(origName)
 	}
+	// The revision in _meta is the client's to the edge. The call to the
+	// server carries the server's own (a stateless server gets it from the
+	// upstream layer): a session-era server may refuse a request that names
+	// a revision it does not speak (go-sdk's streamable server answers
+	// -32022).
+	if meta, ok := f["_meta"]; ok {
+		if m, err := jsonrpc.Fields(meta); err == nil {
+			for _, k := range requestMeta {
+				delete(m, k)
+			}
+			if len(m) == 0 {
+				delete(f, "_meta")
+			} else {
+				f["_meta"] = mustJSON(m)
+			}
+		}
+	}
 	subject := ""
 	if s.Principal != nil {
 		subject = s.Principal.Subject
@@ -298,9 +322,10 @@ func (r *Router) bridged(ctx context.Context, s *session.Session, srv Server, re
 	var abort sync.Once
 	var abortErr *jsonrpc.Error
 	h := bridge.Start(ttl, func(hctx context.Context, h *bridge.Held) (*jsonrpc.Response, error) {
-		return srv.Call(hctx, req.Method, params, CallOptions{
+		return srv.Call(valuesFrom{hctx, ctx}, req.Method, params, CallOptions{
 			Tag:        h,
 			ClientCaps: caps,
+			LogLevel:   s.LogLevel(),
 			Notify:     h.Notify,
 			Request: func(rctx context.Context, sreq *jsonrpc.Request) *jsonrpc.Response {
 				if !s.Capabilities().Allows(sreq.Method) {
@@ -337,7 +362,7 @@ func (r *Router) awaitHeld(ctx context.Context, s *session.Session, req *jsonrpc
 			return // the stateless revision logs only when asked to
 		}
 		if err := s.Send(ctx, n); err != nil {
-			r.log.Debug("notification not delivered", "method", n.Method, "err", err)
+			r.log.DebugContext(ctx, "notification not delivered", "method", n.Method, "err", err)
 		}
 	})
 	defer h.SetNotify(nil)
@@ -448,4 +473,20 @@ func wantsLog(level string, params json.RawMessage) bool {
 	}
 	got, ok := logLevels[strings.ToLower(msgLevel)]
 	return !ok || got >= want
+}
+
+// valuesFrom is a context that ends as its Context does and finds values
+// there or, failing that, in values. A held call outlives the client
+// request that started it, yet its upstream call belongs to that request
+// (its trace, its request id).
+type valuesFrom struct {
+	context.Context
+	values context.Context
+}
+
+func (v valuesFrom) Value(key any) any {
+	if x := v.Context.Value(key); x != nil {
+		return x
+	}
+	return v.values.Value(key)
 }

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"slices"
+	"sync"
 
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/internal/authn"
@@ -46,6 +47,11 @@ type Entry struct {
 	// Allow and Deny filter the server's tools by their own names.
 	Allow []string
 	Deny  []string
+	// PinTools hides a tool whose definition changed until an admin
+	// approves it; Approved are the approved digests (ToolDigest) by the
+	// server's own tool names (see pins.go).
+	PinTools bool
+	Approved map[string]string
 }
 
 // item is one tool, prompt, resource or template in the table.
@@ -73,6 +79,9 @@ type table struct {
 	toolsHash, promptsHash, resourcesHash uint64
 	// conflicts are the collisions the reject strategy refused.
 	conflicts []Conflict
+	// pages are the list results of tokens that see everything, by kind
+	// and offset, made on first use (json.RawMessage, never changed).
+	pages [kindTemplates + 1]sync.Map
 }
 
 // kind selects a list of a catalogue.
@@ -220,10 +229,21 @@ func (t *table) named(k kind, cats map[string]*Catalog, ns Namespacing, log *slo
 			delete(by, v)
 		}
 	}
+	// One buffer for every renamed definition: the name is replaced in
+	// place, nothing else is decoded.
+	size := 0
 	for _, it := range out {
 		if it.name != it.orig {
-			if renamed, err := jsonrpc.WithField(it.raw, "name", it.name); err == nil {
-				it.raw = renamed
+			size += len(it.raw) + len(it.name) + 16
+		}
+	}
+	buf := make([]byte, 0, size)
+	for _, it := range out {
+		if it.name != it.orig {
+			start := len(buf)
+			if b, ok := jsonrpc.AppendWithString(buf, it.raw, "name", it.name); ok {
+				buf = b
+				it.raw = json.RawMessage(buf[start:len(buf):len(buf)])
 			}
 		}
 	}

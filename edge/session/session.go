@@ -96,10 +96,11 @@ type Session struct {
 func New(id, transport string, p *authn.Principal, sink Sink) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
+	// The maps are made on first use: most sessions are idle most of the
+	// time, and many never subscribe or get asked anything.
 	return &Session{
 		ID: id, Transport: transport, Principal: p, Created: now, sink: sink,
-		inflight: map[any]context.CancelFunc{}, pending: map[int64]chan *jsonrpc.Response{},
-		subs: map[string]bool{}, lastActivity: now, ctx: ctx, cancel: cancel,
+		lastActivity: now, ctx: ctx, cancel: cancel,
 	}
 }
 
@@ -121,6 +122,7 @@ func (s *Session) SetInitialize(version string, p protocol.InitializeParams) {
 	defer s.mu.Unlock()
 	s.version = version
 	s.caps = p.Capabilities
+	s.rawCaps = nil // made again from caps by RawCapabilities
 	s.clientInfo = p.ClientInfo
 }
 
@@ -141,15 +143,14 @@ func (s *Session) SetStateless(version string, caps json.RawMessage, clientInfo 
 }
 
 // RawCapabilities returns the client's capabilities as it sent them, or
-// the JSON form of what it declared in initialize.
+// the JSON form of what it declared in initialize (made once).
 func (s *Session) RawCapabilities() json.RawMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.rawCaps != nil {
-		return s.rawCaps
+	if s.rawCaps == nil {
+		s.rawCaps, _ = json.Marshal(s.caps)
 	}
-	b, _ := json.Marshal(s.caps)
-	return b
+	return s.rawCaps
 }
 
 // SetLogLevel records the level a session client set with
@@ -231,6 +232,9 @@ func (s *Session) Begin(ctx context.Context, id jsonrpc.ID) (context.Context, fu
 	stop := context.AfterFunc(s.ctx, cancel)
 	key := jsonrpc.IDKey(id)
 	s.mu.Lock()
+	if s.inflight == nil {
+		s.inflight = map[any]context.CancelFunc{}
+	}
 	s.inflight[key] = cancel
 	s.lastActivity = time.Now()
 	s.mu.Unlock()
@@ -276,6 +280,9 @@ func (s *Session) Request(ctx context.Context, method string, params json.RawMes
 	id := s.nextID.Add(1)
 	ch := make(chan *jsonrpc.Response, 1)
 	s.mu.Lock()
+	if s.pending == nil {
+		s.pending = map[int64]chan *jsonrpc.Response{}
+	}
 	s.pending[id] = ch
 	s.mu.Unlock()
 	defer func() {
@@ -323,6 +330,9 @@ func (s *Session) Subscribe(uri string) bool {
 	defer s.mu.Unlock()
 	if s.subs[uri] {
 		return false
+	}
+	if s.subs == nil {
+		s.subs = map[string]bool{}
 	}
 	s.subs[uri] = true
 	return true

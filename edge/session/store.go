@@ -6,53 +6,49 @@ import (
 	"time"
 )
 
-// Store holds the sessions an edge has open.
+// Store holds the sessions an edge has open. Looking a session up takes no
+// lock that other requests share (sync.Map): every request of every client
+// does it.
 type Store struct {
 	// OnClose is called once for each session that ends (removed, expired
 	// or closed with the store), after it is closed.
 	OnClose func(*Session)
 
-	mu       sync.RWMutex
-	sessions map[string]*Session
-	anon     map[*Session]struct{} // sessions without an id
+	sessions sync.Map // id → *Session
+	anon     sync.Map // *Session → struct{}: sessions without an id
 }
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{sessions: map[string]*Session{}, anon: map[*Session]struct{}{}}
+	return &Store{}
 }
 
 // Add stores s.
 func (st *Store) Add(s *Session) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if s.ID == "" {
-		st.anon[s] = struct{}{}
+		st.anon.Store(s, struct{}{})
 		return
 	}
-	st.sessions[s.ID] = s
+	st.sessions.Store(s.ID, s)
 }
 
 // Get returns the session with id, or nil.
 func (st *Store) Get(id string) *Session {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	return st.sessions[id]
+	v, ok := st.sessions.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*Session)
 }
 
 // Remove ends and forgets s. It reports whether s was stored.
 func (st *Store) Remove(s *Session) bool {
-	st.mu.Lock()
-	_, ok := st.sessions[s.ID]
-	if s.ID != "" && ok && st.sessions[s.ID] == s {
-		delete(st.sessions, s.ID)
-	} else if _, anon := st.anon[s]; anon {
-		delete(st.anon, s)
-		ok = true
+	var ok bool
+	if s.ID != "" {
+		ok = st.sessions.CompareAndDelete(s.ID, s)
 	} else {
-		ok = false
+		_, ok = st.anon.LoadAndDelete(s)
 	}
-	st.mu.Unlock()
 	s.Close()
 	if ok && st.OnClose != nil {
 		st.OnClose(s)
@@ -62,15 +58,15 @@ func (st *Store) Remove(s *Session) bool {
 
 // Each calls f for every session.
 func (st *Store) Each(f func(*Session)) {
-	st.mu.RLock()
-	all := make([]*Session, 0, len(st.sessions)+len(st.anon))
-	for _, s := range st.sessions {
-		all = append(all, s)
-	}
-	for s := range st.anon {
-		all = append(all, s)
-	}
-	st.mu.RUnlock()
+	var all []*Session
+	st.sessions.Range(func(_, v any) bool {
+		all = append(all, v.(*Session))
+		return true
+	})
+	st.anon.Range(func(k, _ any) bool {
+		all = append(all, k.(*Session))
+		return true
+	})
 	for _, s := range all {
 		f(s)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/atrax-mcp/atrax/edge/protocol"
 )
@@ -54,7 +55,23 @@ func (u *Upstream) client() HTTPDoer {
 	if u.opts.HTTPClient != nil {
 		return u.opts.HTTPClient
 	}
-	return http.DefaultClient
+	return u.http
+}
+
+// maxIdlePerServer is how many idle keep-alive connections the edge keeps
+// to one remote server. Every call is a POST of its own, so as many calls
+// as run at once need a connection each; with net/http's default of 2,
+// the rest would be dialled anew and closed after every call (a TCP
+// handshake per call, and TIME_WAIT sockets piling up under load).
+const maxIdlePerServer = 512
+
+// newHTTPClient returns the client of one remote server: its own pool of
+// keep-alive connections, closed with the upstream.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxIdlePerServer
+	t.MaxIdleConnsPerHost = maxIdlePerServer
+	return &http.Client{Transport: t}
 }
 
 // doerTransport lets go-sdk's SSE client send through an HTTPDoer, with
@@ -69,6 +86,8 @@ func (t doerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for k, v := range t.headers {
 		r.Header.Set(k, v)
 	}
+	// A message POSTed for a call carries the call's trace context.
+	traceContext.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
 	return t.d.Do(r)
 }
 

@@ -16,8 +16,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 	"github.com/atrax-mcp/atrax/edge/protocol"
+	"github.com/atrax-mcp/atrax/internal/workpool"
 )
 
 // httpConn is the client side of MCP's streamable HTTP transport
@@ -37,12 +40,17 @@ type httpConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	in     chan readResult
+	// work runs the calls' round trips: goroutines kept for reuse, with
+	// the stack an HTTP client needs already grown.
+	work *workpool.Pool
 
 	mu        sync.Mutex
 	sessionID string
 	version   string
-	closed    bool
-	wg        sync.WaitGroup
+	// The two as header values, made once (shared, never changed).
+	sidHeader, versionHeader []string
+	closed                   bool
+	wg                       sync.WaitGroup
 	// stateless is set once the server proved to speak the stateless
 	// revision (server/discover): no session, headers on every request,
 	// cancellation by closing the request.
@@ -51,13 +59,33 @@ type httpConn struct {
 	// tool returns a tool's definition by the server's own name, for the
 	// parameter headers of a stateless call.
 	tool func(name string) (json.RawMessage, bool)
+	// respond, when set (Respond), takes a call's response straight from
+	// the goroutine that read it, instead of through Read: one hand-over
+	// less per call. It reports false for a response nobody waits for.
+	respond func(id int64, r *jsonrpc.Response) bool
 }
+
+// Respond makes responses to calls go to f as soon as they are read,
+// unless something the server sent for the same call is still on its way
+// through Read (it would be overtaken).
+func (c *httpConn) Respond(f func(id int64, r *jsonrpc.Response) bool) {
+	c.mu.Lock()
+	c.respond = f
+	c.mu.Unlock()
+}
+
+// Header values the edge sends on every request, shared (never changed).
+var (
+	hdrJSON     = []string{"application/json"}
+	hdrAccept   = []string{"application/json, text/event-stream"}
+	hdrEventStr = []string{"text/event-stream"}
+)
 
 func newHTTPConn(d HTTPDoer, u string, headers map[string]string, maxMessage int, log *slog.Logger) *httpConn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &httpConn{
 		d: d, url: u, headers: headers, max: maxMessage, log: log,
-		ctx: ctx, cancel: cancel, in: make(chan readResult, 64),
+		ctx: ctx, cancel: cancel, in: make(chan readResult, 64), work: workpool.New(0, 0),
 		inflight: map[int64]context.CancelFunc{},
 	}
 }
@@ -81,14 +109,21 @@ func redactURL(s string) string {
 func (c *httpConn) Stateless(version string, tool func(string) (json.RawMessage, bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stateless, c.version, c.tool = true, version, tool
+	c.stateless, c.tool = true, tool
+	c.setVersion(version)
+}
+
+// setVersion records the revision sent as MCP-Protocol-Version. c.mu is
+// held.
+func (c *httpConn) setVersion(v string) {
+	c.version, c.versionHeader = v, []string{v}
 }
 
 // Initialized records the negotiated revision (sent as MCP-Protocol-Version
 // from now on) and opens the standalone GET stream.
 func (c *httpConn) Initialized(version string) {
 	c.mu.Lock()
-	c.version = version
+	c.setVersion(version)
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go func() {
@@ -139,10 +174,10 @@ func (c *httpConn) newRequest(ctx context.Context, method string, body []byte) (
 	}
 	c.mu.Lock()
 	if c.sessionID != "" {
-		req.Header.Set("Mcp-Session-Id", c.sessionID)
+		req.Header["Mcp-Session-Id"] = c.sidHeader
 	}
 	if c.version != "" {
-		req.Header.Set("MCP-Protocol-Version", c.version)
+		req.Header["Mcp-Protocol-Version"] = c.versionHeader
 	}
 	c.mu.Unlock()
 	return req, nil
@@ -175,7 +210,7 @@ func (c *httpConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		// A stateless call is cancelled by closing its request: it gets a
 		// context of its own, which forgetCall or cancelCall ends.
 		rctx, cancel = context.WithCancel(c.ctx)
-		if id, ok := call.ID.Raw().(int64); ok {
+		if id, ok := call.ID.Raw().(int64); ok && stateless {
 			c.mu.Lock()
 			c.inflight[id] = cancel
 			c.mu.Unlock()
@@ -186,11 +221,14 @@ func (c *httpConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		cancel()
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header["Content-Type"] = hdrJSON
+	req.Header["Accept"] = hdrAccept
 	if stateless {
 		c.statelessHeaders(req.Header, call)
 	}
+	// The caller's trace context (the edge's span of the call) goes on as
+	// W3C traceparent and tracestate headers.
+	traceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if !isCall {
 		defer cancel()
 		resp, err := c.d.Do(req)
@@ -209,14 +247,17 @@ func (c *httpConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 		return nil
 	}
 	c.wg.Add(1)
-	go func() {
+	c.work.Go(func() {
 		defer c.wg.Done()
 		defer cancel()
 		defer c.forgetCall(call.ID)
 		c.roundTrip(req, call)
-	}()
+	})
 	return nil
 }
+
+// traceContext writes the W3C trace context headers.
+var traceContext propagation.TraceContext
 
 // statelessHeaders sets the headers the stateless revision mirrors from
 // the body: the method, the name the server knows (which differs from the
@@ -286,14 +327,14 @@ func (c *httpConn) roundTrip(req *http.Request, call *jsonrpc.Request) {
 	defer resp.Body.Close()
 	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" && call.Method == protocol.MethodInitialize {
 		c.mu.Lock()
-		c.sessionID = sid
+		c.sessionID, c.sidHeader = sid, []string{sid}
 		c.mu.Unlock()
 	}
 	if resp.StatusCode == http.StatusNotFound && c.hasSession() {
 		c.fail(errors.New("server ended the session (404): the edge will initialize again"))
 		return
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case resp.StatusCode/100 != 2:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
@@ -309,7 +350,7 @@ func (c *httpConn) roundTrip(req *http.Request, call *jsonrpc.Request) {
 		id, _ := call.ID.Raw().(int64)
 		c.readStream(resp.Body, id, call.ID)
 	default:
-		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.max)+1))
+		body, err := readBody(resp, c.max)
 		if err != nil || len(body) > c.max {
 			c.push(readResult{msg: httpError(call.ID, 0, "response too large or unreadable")})
 			return
@@ -319,10 +360,56 @@ func (c *httpConn) roundTrip(req *http.Request, call *jsonrpc.Request) {
 			c.push(readResult{msg: httpError(call.ID, 0, "response is not JSON-RPC")})
 			return
 		}
+		if len(msgs) == 1 && c.answer(msgs[0]) {
+			return // the common case: the body is the call's response
+		}
 		for _, m := range msgs {
 			c.push(readResult{msg: m})
 		}
 	}
+}
+
+// answer hands a call's response to Respond's function, if one is set. A
+// response that came alone in its POST's answer overtakes nothing.
+func (c *httpConn) answer(m jsonrpc.Message) bool {
+	r, ok := m.(*jsonrpc.Response)
+	if !ok {
+		return false
+	}
+	id, ok := r.ID.Raw().(int64)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	respond := c.respond
+	c.mu.Unlock()
+	return respond != nil && respond(id, r)
+}
+
+// readBody reads a response body of at most max bytes (and one more, to
+// tell that it is too long), in one allocation when its length is known.
+func readBody(resp *http.Response, max int) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= int64(max) {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+}
+
+// mediaType returns the media type of a Content-Type value, lower case,
+// without parameters; without allocating for the usual values.
+func mediaType(v string) string {
+	switch {
+	case strings.HasPrefix(v, "application/json") && (len(v) == len("application/json") || v[len("application/json")] == ';'):
+		return "application/json"
+	case strings.HasPrefix(v, "text/event-stream") && (len(v) == len("text/event-stream") || v[len("text/event-stream")] == ';'):
+		return "text/event-stream"
+	}
+	mt, _, _ := mime.ParseMediaType(v)
+	return mt
 }
 
 // httpError is the error response a call gets when the HTTP exchange
@@ -347,6 +434,7 @@ func httpError(id jsonrpc.ID, status int, detail string) *jsonrpc.Response {
 func (c *httpConn) readStream(body io.Reader, callID int64, id jsonrpc.ID) {
 	lastEvent := ""
 	answered := false
+	pushed := false // something of this call went through Read already
 	retry := time.Second
 	for attempt := 0; ; attempt++ {
 		sc := newEventScanner(body, c.max)
@@ -375,8 +463,12 @@ func (c *httpConn) readStream(body io.Reader, callID int64, id jsonrpc.ID) {
 				case *jsonrpc.Response:
 					if m.ID.Raw() == id.Raw() {
 						answered = true
+						if !pushed && c.answer(m) {
+							continue // nothing of the call to overtake
+						}
 					}
 				}
+				pushed = true
 				c.push(readResult{msg: m})
 			}
 		}
@@ -411,7 +503,7 @@ func (c *httpConn) get(lastEvent string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "text/event-stream")
+	req.Header["Accept"] = hdrEventStr
 	if lastEvent != "" {
 		req.Header.Set("Last-Event-ID", lastEvent)
 	}

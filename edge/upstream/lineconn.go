@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
@@ -33,6 +35,13 @@ type lineConn struct {
 
 	skipped     int
 	lastSkipLog time.Time
+
+	// respond: see Respond. pending counts the messages on their way
+	// through Read or being handled by its reader; held is the reader's
+	// own note that it holds one.
+	respond atomic.Pointer[func(id int64, r *jsonrpc.Response) bool]
+	pending atomic.Int64
+	held    bool
 }
 
 type readResult struct {
@@ -58,7 +67,16 @@ func newLineConn(r io.Reader, w io.WriteCloser, maxMessage int, log *slog.Logger
 
 func (c *lineConn) readLoop() {
 	for {
-		line, err := c.readLine()
+		line, dropped, err := c.readLine()
+		if dropped != nil {
+			// A response over the cap still ends its call: with an error
+			// saying why, instead of a wait for the call's timeout.
+			if resp := oversizedResponse(dropped, c.max); resp != nil {
+				if !c.hand(resp) {
+					return
+				}
+			}
+		}
 		if err != nil {
 			select {
 			case c.msgs <- readResult{err: err}:
@@ -75,33 +93,69 @@ func (c *lineConn) readLoop() {
 			c.skip("not a JSON-RPC message", line, derr)
 			continue
 		}
-		select {
-		case c.msgs <- readResult{msg: msgs[0]}:
-		case <-c.closed:
+		if c.answer(msgs[0]) {
+			continue
+		}
+		if !c.hand(msgs[0]) {
 			return
 		}
 	}
 }
 
+// hand passes a message to Read; false when the connection closed first.
+func (c *lineConn) hand(m jsonrpc.Message) bool {
+	c.pending.Add(1)
+	select {
+	case c.msgs <- readResult{msg: m}:
+		return true
+	case <-c.closed:
+		return false
+	}
+}
+
+// Respond makes responses go to f as soon as they are read, while the
+// reader of Read has handled everything before them (the stream is one
+// ordered line of messages: a response must not overtake a notification
+// of its call still being handled). f reports false for a response nobody
+// waits for.
+func (c *lineConn) Respond(f func(id int64, r *jsonrpc.Response) bool) {
+	c.respond.Store(&f)
+}
+
+func (c *lineConn) answer(m jsonrpc.Message) bool {
+	f := c.respond.Load()
+	if f == nil || c.pending.Load() > 0 {
+		return false
+	}
+	r, ok := m.(*jsonrpc.Response)
+	if !ok {
+		return false
+	}
+	id, ok := r.ID.Raw().(int64)
+	return ok && (*f)(id, r)
+}
+
 // readLine returns the next line. A line longer than the cap is consumed
-// and reported (the message is lost; the connection is not).
-func (c *lineConn) readLine() ([]byte, error) {
+// and reported (the message is lost; the connection is not): its first
+// bytes come back as dropped, the line itself as nil.
+func (c *lineConn) readLine() (line, dropped []byte, err error) {
 	var buf []byte
 	for {
 		chunk, err := c.r.ReadSlice('\n')
 		if c.max > 0 && len(buf)+len(chunk) > c.max {
-			// Drop the rest of this line without keeping it.
+			// Drop the rest of this line, keeping only its start.
+			head := append(buf[:min(len(buf), oversizedHead)], chunk[:min(len(chunk), oversizedHead-min(len(buf), oversizedHead))]...)
+			head = bytes.Clone(head)
 			n := len(buf) + len(chunk)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				chunk, err = c.r.ReadSlice('\n')
 				n += len(chunk)
 			}
-			c.skip(fmt.Sprintf("line of %d bytes exceeds the %d-byte cap", n, c.max), nil, ErrMessageTooLarge)
+			c.skip(fmt.Sprintf("line of %d bytes exceeds the %d-byte cap", n, c.max), head, ErrMessageTooLarge)
 			if err != nil {
-				return nil, err
+				return nil, nil, err // the line never ended: nor does its message
 			}
-			buf = buf[:0]
-			continue
+			return nil, head, nil
 		}
 		buf = append(buf, chunk...)
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -109,12 +163,58 @@ func (c *lineConn) readLine() ([]byte, error) {
 		}
 		if err != nil {
 			if len(bytes.TrimSpace(buf)) > 0 && errors.Is(err, io.EOF) {
-				return buf, nil
+				return buf, nil, nil
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		return buf, nil
+		return buf, nil, nil
 	}
+}
+
+// oversizedHead is how much of a line over the cap is kept to find the id
+// of the response it carried.
+const oversizedHead = 4 << 10
+
+// oversizedResponse returns an error response for the call whose response
+// was the dropped line that starts with head, or nil when head does not
+// show a response's id before its result or error (the line was a request
+// or a notification, the id came after the result, or it is no JSON).
+func oversizedResponse(head []byte, max int) *jsonrpc.Response {
+	dec := json.NewDecoder(bytes.NewReader(head))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var id json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		switch key, _ := tok.(string); key {
+		case "result", "error":
+			if id == nil {
+				return nil
+			}
+			pid, err := jsonrpc.ParseID(id)
+			if err != nil || !pid.IsValid() {
+				return nil
+			}
+			return jsonrpc.ErrorResponse(pid, jsonrpc.NewError(jsonrpc.CodeInternalError,
+				"the server's response exceeds the edge's cap of %d bytes on one message", max))
+		case "method":
+			return nil // a request or a notification: nobody waits for it
+		case "id":
+			if err := dec.Decode(&id); err != nil {
+				return nil
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil
+			}
+		}
+	}
+	return nil
 }
 
 // skip logs a dropped line, at most once a second with a count, so that a
@@ -135,8 +235,15 @@ func (c *lineConn) skip(why string, line []byte, err error) {
 
 // Read returns the next message.
 func (c *lineConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	// The reader is done with what it read before (Read has one reader,
+	// which handles a message before it reads the next).
+	if c.held {
+		c.held = false
+		c.pending.Add(-1)
+	}
 	select {
 	case r := <-c.msgs:
+		c.held = r.msg != nil
 		return r.msg, r.err
 	case <-c.closed:
 		return nil, io.EOF

@@ -74,8 +74,10 @@ func TestLineConnSkipsGarbage(t *testing.T) {
 		data, _ := jsonrpc.Encode(m)
 		got = append(got, string(data))
 	}
-	if len(got) != 3 || got[0] != valid || !strings.Contains(got[1], "zzz") || got[2] != `{"jsonrpc":"2.0","id":3,"result":{}}` {
-		t.Errorf("messages read = %.120q, want the three valid ones", got)
+	// The response over the cap still ends its call, with an error.
+	if len(got) != 4 || !strings.HasPrefix(got[0], `{"jsonrpc":"2.0","id":2,"error":{"code":-32603,"message":"the server's response exceeds`) ||
+		got[1] != valid || !strings.Contains(got[2], "zzz") || got[3] != `{"jsonrpc":"2.0","id":3,"result":{}}` {
+		t.Errorf("messages read = %.120q, want an error for id 2 (over the cap), then the three valid ones", got)
 	}
 	if c.skipped != 6 {
 		t.Errorf("skipped = %d lines, want 6", c.skipped)
@@ -213,5 +215,30 @@ func TestEventScannerCap(t *testing.T) {
 	}
 	if !errors.Is(sc.Err(), ErrMessageTooLarge) {
 		t.Errorf("Err = %v, want ErrMessageTooLarge", sc.Err())
+	}
+}
+
+// The start of a line over the cap gives the id of the call it answered,
+// when the id comes before the result; anything else answers no call.
+func TestOversizedResponse(t *testing.T) {
+	for _, tc := range []struct {
+		head string
+		id   any // nil: no response
+	}{
+		{`{"jsonrpc":"2.0","id":7,"result":{"content":[{"text":"aaaa`, int64(7)},
+		{`{"id":"s-1","jsonrpc":"2.0","error":{"code":1,"message":"bbbb`, "s-1"},
+		{`{"jsonrpc":"2.0","result":{"content":"cccc`, nil},                             // the id would come after
+		{`{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"x`, nil}, // a request
+		{`{"jsonrpc":"2.0","method":"notifications/message","params":{"x`, nil},
+		{`not json at all`, nil},
+		{`{"jsonrpc":"2.0","id":{"x":1},"result":{`, nil},
+	} {
+		r := oversizedResponse([]byte(tc.head), 100)
+		switch {
+		case tc.id == nil && r != nil:
+			t.Errorf("%s: got a response for id %v, want none", tc.head, r.ID.Raw())
+		case tc.id != nil && (r == nil || r.ID.Raw() != tc.id || jsonrpc.WireError(r) == nil):
+			t.Errorf("%s: got %+v, want an error response for id %v", tc.head, r, tc.id)
+		}
 	}
 }

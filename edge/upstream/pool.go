@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +57,11 @@ type Pool struct {
 	ups     map[string]*poolEntry
 	order   []string
 	stopped sync.WaitGroup
+	// view is a copy of ups, replaced whenever ups changes, so that the
+	// request path (Get, ForCaller of a shared server) finds a server
+	// without taking mu. Entries are replaced, never changed, but for the
+	// callers of isolated servers, which stay under mu.
+	view atomic.Pointer[map[string]*poolEntry]
 }
 
 type poolEntry struct {
@@ -71,7 +77,19 @@ func NewPool(ctx context.Context, opts PoolOptions) *Pool {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{opts: opts, ctx: ctx, ups: map[string]*poolEntry{}}
+	p := &Pool{opts: opts, ctx: ctx, ups: map[string]*poolEntry{}}
+	p.publish()
+	return p
+}
+
+// publish makes the current ups the view of lookups. p.mu is held (or p
+// is not shared yet).
+func (p *Pool) publish() {
+	v := make(map[string]*poolEntry, len(p.ups))
+	for k, e := range p.ups {
+		v[k] = e
+	}
+	p.view.Store(&v)
 }
 
 // Apply makes the pool run exactly the desired servers: new ones start,
@@ -106,6 +124,7 @@ func (p *Pool) Apply(desired []Desired) {
 			delete(p.ups, name)
 		}
 	}
+	p.publish()
 	p.mu.Unlock()
 	// Stopping waits for children to exit; it must not hold up the caller.
 	for _, u := range stop {
@@ -122,9 +141,7 @@ func (p *Pool) Apply(desired []Desired) {
 
 // Get returns the upstream of a server, or nil.
 func (p *Pool) Get(name string) *Upstream {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if e := p.ups[name]; e != nil {
+	if e := (*p.view.Load())[name]; e != nil {
 		return e.u
 	}
 	return nil
@@ -157,6 +174,7 @@ func (p *Pool) Close() {
 		all = append(all, e.all()...)
 		delete(p.ups, name)
 	}
+	p.publish()
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, u := range all {
@@ -215,15 +233,18 @@ func (p *Pool) newUpstream(spec Spec, caller any) *Upstream {
 // an isolated server the caller's own, started on first use (and waited
 // for, within ctx).
 func (p *Pool) ForCaller(ctx context.Context, name string, caller any) (*Upstream, error) {
-	p.mu.Lock()
-	e := p.ups[name]
+	e := (*p.view.Load())[name]
 	if e == nil || e.u == nil {
-		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, name)
 	}
 	if !e.desired.Isolated || caller == nil {
+		return e.u, nil // the shared connection: no lock on the way
+	}
+	p.mu.Lock()
+	if p.ups[name] != e {
+		// Replaced or removed meanwhile.
 		p.mu.Unlock()
-		return e.u, nil
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, name)
 	}
 	u := e.callers[caller]
 	if u == nil {

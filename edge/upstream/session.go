@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +26,7 @@ type session struct {
 
 	mu       sync.Mutex
 	calls    map[int64]*call
-	progress map[string]*call              // the edge's progress token → call
+	progress map[int64]*call               // calls with a progress token, by id
 	incoming map[string]context.CancelFunc // server→client requests being answered
 	closed   error
 
@@ -42,15 +44,56 @@ type session struct {
 	listed chan struct{}
 }
 
+// call is one request in flight on a connection, under the id the edge
+// gave it. Calls are pooled: a call is reused once forgotten, so anything
+// that looks one up under s.mu and uses it after unlocking copies what it
+// needs first, or checks gen.
 type call struct {
 	id       int64
+	gen      uint64 // changes each time the call is reused
 	opts     CallOptions
-	token    json.RawMessage // the caller's progress token, nil if none
-	edgeTok  string
-	resp     chan *jsonrpc.Response
-	progress chan struct{} // a progress notification arrived (resets the timeout)
+	token    json.RawMessage        // the caller's progress token (reused buffer)
+	edgeTok  bool                   // the server got "atrax-<id>" as the token
+	params   []byte                 // params rewritten with the edge's token
+	resp     chan *jsonrpc.Response // buffered; sent to only under s.mu
+	progress chan struct{}          // a progress notification arrived (resets the timeout)
+	timer    *time.Timer
 	started  time.Time
 	asking   int // server-to-client requests of this call waiting on the client
+}
+
+// callPool recycles calls with their channels and timer, so that a call's
+// bookkeeping allocates nothing.
+var callPool = sync.Pool{New: func() any {
+	return &call{resp: make(chan *jsonrpc.Response, 1), progress: make(chan struct{}, 1)}
+}}
+
+func newCall(id int64, o CallOptions) *call {
+	c := callPool.Get().(*call)
+	c.id, c.opts, c.started = id, o, time.Now()
+	return c
+}
+
+// release returns a call to the pool once it is forgotten (finish) or was
+// never registered. Nothing sends to it any more: sends happen under s.mu
+// while the call is registered.
+func (c *call) release() {
+	select {
+	case <-c.resp:
+	default:
+	}
+	select {
+	case <-c.progress:
+	default:
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.opts, c.token, c.edgeTok, c.asking = CallOptions{}, c.token[:0], false, 0
+	if cap(c.params) > 64<<10 {
+		c.params = nil // keep no large buffer in the pool
+	}
+	callPool.Put(c)
 }
 
 func newSession(u *Upstream, c conn) *session {
@@ -58,7 +101,7 @@ func newSession(u *Upstream, c conn) *session {
 		u:          u,
 		conn:       c,
 		calls:      map[int64]*call{},
-		progress:   map[string]*call{},
+		progress:   map[int64]*call{},
 		incoming:   map[string]context.CancelFunc{},
 		refresh:    make(chan string, 8),
 		relisten:   make(chan struct{}, 1),
@@ -77,7 +120,8 @@ func (s *session) close(err error) {
 	s.closed = err
 	for id, c := range s.calls {
 		delete(s.calls, id)
-		close(c.resp)
+		delete(s.progress, id)
+		c.resp <- nil // the connection is gone (the buffer is free: see deliver)
 	}
 	for _, cancel := range s.incoming {
 		cancel()
@@ -105,63 +149,95 @@ func (s *session) callFor(ctx context.Context, method string, params json.RawMes
 		}
 		params = p
 	}
-	c := &call{
-		id:       s.nextID.Add(1),
-		opts:     o,
-		resp:     make(chan *jsonrpc.Response, 1),
-		progress: make(chan struct{}, 1),
-		started:  time.Now(),
+	c, params, err := s.begin(params, o)
+	if err != nil {
+		return nil, err
 	}
-	// A progress token is the caller's; give the server one of the edge's,
-	// unique on this connection, and map it back in notifications.
-	if tok, ok := jsonrpc.Meta(params)["progressToken"]; ok && len(tok) > 0 && string(tok) != "null" {
-		c.token = tok
-		c.edgeTok = "atrax-" + strconv.FormatInt(c.id, 10)
-		p, err := jsonrpc.WithMeta(params, "progressToken", json.RawMessage(strconv.Quote(c.edgeTok)))
-		if err != nil {
-			return nil, err
-		}
-		params = p
-	}
-	s.mu.Lock()
-	if s.closed != nil {
-		s.mu.Unlock()
-		return nil, s.closed
-	}
-	s.calls[c.id] = c
-	if c.edgeTok != "" {
-		s.progress[c.edgeTok] = c
-	}
-	s.mu.Unlock()
-	defer s.forget(c)
-
+	defer s.finish(c)
 	req := &jsonrpc.Request{ID: jsonrpc.IntID(c.id), Method: method, Params: params}
 	if err := s.conn.Write(ctx, req); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConnectionLost, err)
 	}
+	return s.wait(ctx, c, timeout)
+}
+
+// begin gives a call an id of the edge's own and registers it, so that its
+// response and what the server sends for it find their way back. A
+// progress token in params is the caller's: the server gets one of the
+// edge's, unique on this connection, mapped back in notifications. Without
+// one, begin allocates nothing.
+func (s *session) begin(params json.RawMessage, o CallOptions) (*call, json.RawMessage, error) {
+	c := newCall(s.nextID.Add(1), o)
+	if tok, ok := progressToken(params); ok {
+		// tok is a slice of params: the token's bytes are replaced where
+		// they are, everything else kept (params is parsed only this far).
+		c.token = append(c.token[:0], tok...)
+		c.edgeTok = true
+		at := cap(params) - cap(tok)
+		c.params = append(c.params[:0], params[:at]...)
+		c.params = append(c.params, `"`+edgeTokenPrefix...)
+		c.params = strconv.AppendInt(c.params, c.id, 10)
+		c.params = append(c.params, '"')
+		c.params = append(c.params, params[at+len(tok):]...)
+		params = c.params
+	}
+	s.mu.Lock()
+	if s.closed != nil {
+		err := s.closed
+		s.mu.Unlock()
+		c.release()
+		return nil, nil, err
+	}
+	s.calls[c.id] = c
+	if c.edgeTok {
+		s.progress[c.id] = c
+	}
+	s.mu.Unlock()
+	return c, params, nil
+}
+
+// edgeTokenPrefix starts the progress tokens the edge gives servers.
+const edgeTokenPrefix = "atrax-"
+
+// progressToken returns the progress token in params' _meta (a slice of
+// params), reading nothing else.
+func progressToken(params json.RawMessage) (json.RawMessage, bool) {
+	if !bytes.Contains(params, []byte(`"progressToken"`)) {
+		return nil, false // the common case, without parsing
+	}
+	meta, ok := jsonrpc.TopField(params, "_meta")
+	if !ok || len(meta) == 0 || meta[0] != '{' {
+		return nil, false
+	}
+	tok, ok := jsonrpc.TopField(meta, "progressToken")
+	if !ok || string(tok) == "null" {
+		return nil, false
+	}
+	return json.RawMessage(tok), true
+}
+
+// wait waits for c's response, the timeout (reset by progress), ctx, or
+// the connection's end.
+func (s *session) wait(ctx context.Context, c *call, timeout time.Duration) (*jsonrpc.Response, error) {
 	var timeouts <-chan time.Time
-	var timer *time.Timer
 	if timeout > 0 {
-		timer = time.NewTimer(timeout)
-		defer timer.Stop()
-		timeouts = timer.C
+		if c.timer == nil {
+			c.timer = time.NewTimer(timeout)
+		} else {
+			c.timer.Reset(timeout)
+		}
+		timeouts = c.timer.C
 	}
 	for {
 		select {
-		case r, ok := <-c.resp:
-			if !ok {
+		case r := <-c.resp:
+			if r == nil {
 				return nil, ErrConnectionLost
 			}
 			return r, nil
 		case <-c.progress:
-			if timer != nil {
-				if !timer.Stop() {
-					select {
-					case <-timer.C:
-					default:
-					}
-				}
-				timer.Reset(timeout)
+			if timeouts != nil {
+				c.timer.Reset(timeout)
 			}
 		case <-timeouts:
 			s.cancelUpstream(c, "timeout")
@@ -173,13 +249,18 @@ func (s *session) callFor(ctx context.Context, method string, params json.RawMes
 	}
 }
 
-func (s *session) forget(c *call) {
+// finish forgets c and returns it to the pool.
+func (s *session) finish(c *call) {
 	s.mu.Lock()
-	delete(s.calls, c.id)
-	if c.edgeTok != "" {
-		delete(s.progress, c.edgeTok)
+	if s.calls[c.id] == c {
+		delete(s.calls, c.id)
 	}
+	if c.edgeTok {
+		delete(s.progress, c.id)
+	}
+	c.gen++ // what attribute copied of it is no longer its
 	s.mu.Unlock()
+	c.release()
 }
 
 // cancelUpstream tells the server to stop working on c.
@@ -225,17 +306,24 @@ func (s *session) deliver(r *jsonrpc.Response) {
 		s.u.log.Warn("response with an id the edge never sent; dropped", "id", r.ID.Raw())
 		return
 	}
+	s.deliverID(id, r)
+}
+
+// deliverID hands r to the call with the edge's id, if it still waits.
+// The send happens under s.mu, while the call is registered, so that a
+// call returned to the pool never receives a response that was not its
+// own; the buffer of one is free, as each call gets one answer.
+func (s *session) deliverID(id int64, r *jsonrpc.Response) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, ok := s.calls[id]
-	if ok {
-		delete(s.calls, id)
-	}
-	s.mu.Unlock()
 	if !ok {
 		// Late answer to a call that timed out or was cancelled.
-		return
+		return false
 	}
+	delete(s.calls, id)
 	c.resp <- r
+	return true
 }
 
 // attribute finds the call a server-to-client message belongs to: the call
@@ -245,9 +333,35 @@ func (s *session) deliver(r *jsonrpc.Response) {
 // already waiting on its client is likely blocked, so the others decide;
 // when every call waits on its client, the newest is the one asking more.
 // Anything else is ambiguous: nil.
-func (s *session) attribute(m *jsonrpc.Request) *call {
+func (s *session) attribute(m *jsonrpc.Request) (attributed, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c := s.attributeLocked(m)
+	if c == nil {
+		return attributed{}, false
+	}
+	return attributed{c: c, gen: c.gen, opts: c.opts}, true
+}
+
+// attributed is a call as attribute found it: what it needs of the call,
+// copied under s.mu (calls are reused once they end).
+type attributed struct {
+	c    *call
+	gen  uint64
+	opts CallOptions
+}
+
+// asking counts a server-to-client request of the call waiting on its
+// client (delta 1) or answered (-1), if the call is still the same.
+func (s *session) asking(a attributed, delta int) {
+	s.mu.Lock()
+	if a.c.gen == a.gen {
+		a.c.asking += delta
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) attributeLocked(m *jsonrpc.Request) *call {
 	if rel, ok := m.Extra.(relatedCall); ok {
 		if c, ok := s.calls[int64(rel)]; ok {
 			return c
@@ -313,14 +427,10 @@ func (s *session) serverRequest(ctx context.Context, req *jsonrpc.Request) {
 	case req.Method == protocol.MethodPing:
 		resp = jsonrpc.ResultResponse(req.ID, json.RawMessage(`{}`))
 	default:
-		if c := s.attribute(req); c != nil && c.opts.Request != nil {
-			s.mu.Lock()
-			c.asking++
-			s.mu.Unlock()
-			resp = c.opts.Request(ctx, req)
-			s.mu.Lock()
-			c.asking--
-			s.mu.Unlock()
+		if a, ok := s.attribute(req); ok && a.opts.Request != nil {
+			s.asking(a, 1)
+			resp = a.opts.Request(ctx, req)
+			s.asking(a, -1)
 		} else if s.u.opts.OnRequest != nil {
 			resp = s.u.opts.OnRequest(ctx, req)
 		} else {
@@ -364,8 +474,8 @@ func (s *session) notification(n *jsonrpc.Request) {
 		s.queueRefresh(protocol.MethodResourcesList)
 		s.queueRefresh(protocol.MethodResourceTemplatesList)
 	case protocol.NotificationMessage:
-		if c := s.attribute(n); c != nil && c.opts.Notify != nil {
-			c.opts.Notify(n)
+		if a, ok := s.attribute(n); ok && a.opts.Notify != nil {
+			a.opts.Notify(n)
 			return
 		}
 		fallthrough
@@ -385,25 +495,38 @@ func (s *session) progressNotification(n *jsonrpc.Request) {
 	if json.Unmarshal(f["progressToken"], &tok) != nil {
 		return
 	}
-	s.mu.Lock()
-	c := s.progress[tok]
-	s.mu.Unlock()
-	if c == nil {
-		return // progress for a call that has ended
-	}
-	select {
-	case c.progress <- struct{}{}:
-	default:
-	}
-	if c.opts.Notify == nil {
+	// What the call's owner needs is copied under the lock: the call may
+	// end, and be reused, right after.
+	id, ok := strings.CutPrefix(tok, edgeTokenPrefix)
+	if !ok {
 		return
 	}
-	f["progressToken"] = c.token
+	n64, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	c := s.progress[n64]
+	var notify func(*jsonrpc.Request)
+	var token json.RawMessage
+	if c != nil {
+		select {
+		case c.progress <- struct{}{}:
+		default:
+		}
+		// A copy: the call's buffer goes with it when it ends.
+		notify, token = c.opts.Notify, append(json.RawMessage(nil), c.token...)
+	}
+	s.mu.Unlock()
+	if notify == nil {
+		return // progress for a call that has ended, or nobody to tell
+	}
+	f["progressToken"] = token
 	params, err := json.Marshal(f)
 	if err != nil {
 		return
 	}
-	c.opts.Notify(&jsonrpc.Request{Method: n.Method, Params: params})
+	notify(&jsonrpc.Request{Method: n.Method, Params: params})
 }
 
 func (s *session) queueRefresh(method string) {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,12 @@ type CallOptions struct {
 	LogLevel string
 }
 
+// responder is a connection that can hand a call's response straight to
+// the session from the goroutine that read it, instead of through Read.
+type responder interface {
+	Respond(func(id int64, r *jsonrpc.Response) bool)
+}
+
 // conn is a JSON-RPC connection to one server.
 type conn interface {
 	Read(ctx context.Context) (jsonrpc.Message, error)
@@ -158,6 +165,9 @@ type Upstream struct {
 	log  *slog.Logger
 
 	lists atomic.Pointer[Lists]
+	// http is the client of a remote server when Options.HTTPClient is
+	// nil: its own pool of keep-alive connections.
+	http *http.Client
 
 	mu        sync.Mutex
 	state     string
@@ -191,6 +201,9 @@ func New(opts Options) *Upstream {
 		u.spec.MaxMessage = DefaultMaxMessage
 	}
 	u.lists.Store(&Lists{})
+	if opts.HTTPClient == nil && opts.Spec.URL != "" {
+		u.http = newHTTPClient()
+	}
 	return u
 }
 
@@ -228,6 +241,9 @@ func (u *Upstream) Stop() {
 		if u.cancel != nil {
 			u.cancel()
 			<-u.done
+		}
+		if u.http != nil {
+			u.http.CloseIdleConnections()
 		}
 		u.setState(StateStopped, nil)
 	})
@@ -294,11 +310,20 @@ func (u *Upstream) serve(ctx context.Context) error {
 		return err
 	}
 	s := newSession(u, c)
+	if r, ok := c.(responder); ok {
+		r.Respond(s.deliverID)
+	}
 	u.mu.Lock()
 	u.transport = transport
 	u.mu.Unlock()
 	readErr := make(chan error, 1)
-	go func() { readErr <- s.readLoop(ctx) }()
+	go func() {
+		readErr <- s.readLoop(ctx)
+		// Fail the calls in flight at once, the handshake's too: a server
+		// that dies while it initializes must not hold the handshake (and
+		// the restart) for initTimeout.
+		s.close(ErrConnectionLost)
+	}()
 	defer func() {
 		u.mu.Lock()
 		u.cur = nil
@@ -311,6 +336,11 @@ func (u *Upstream) serve(ctx context.Context) error {
 	lists, err := s.initialize(ictx)
 	cancel()
 	if err != nil {
+		select {
+		case rerr := <-readErr:
+			err = rerr // how the connection ended says more
+		default:
+		}
 		return fmt.Errorf("initialize: %w", err)
 	}
 	u.lists.Store(lists)

@@ -66,6 +66,8 @@ func TestWalls(t *testing.T) {
 		{"edge/router", []string{"net/http", "os/exec", "edge/upstream", "edge/downstream", "gen"}, true, "the router knows no HTTP and no process"},
 		{"edge/upstream", []string{"edge/router", "edge/session", "edge/downstream", "internal/authn"}, true, "the pool knows no names, sessions or tokens"},
 		{"edge/downstream", []string{"edge/router", "edge/upstream"}, true, "transports know no routing"},
+		{"edge/limits", []string{"edge/jsonrpc", "edge/session", "edge/router", "edge/upstream", "edge/downstream", "internal/authn", "internal/config", "gen", "net/http"}, true, "limits count subjects; they know no transport, routing or token"},
+		{"internal/tlsconf", []string{"edge", "controlplane", "gen", "google.golang.org/grpc"}, true, "TLS configs come from the config file alone"},
 		{"internal/cli", []string{"edge", "controlplane"}, true, "the CLI speaks to the control plane through the API only"},
 		{"internal/connect", []string{"edge", "controlplane", "gen", "internal/authn", "internal/config"}, true, "the stdio bridge is a plain MCP client"},
 	}

@@ -11,6 +11,7 @@ package authn
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -49,6 +50,18 @@ type Principal struct {
 	Tools   []string
 	// ExpiresAt is when the credential stops working; zero for static tokens.
 	ExpiresAt time.Time
+}
+
+// clone returns a copy of p that shares nothing the caller may change.
+func (p *Principal) clone() *Principal {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.Scopes = slices.Clone(p.Scopes)
+	q.Servers = slices.Clone(p.Servers)
+	q.Tools = slices.Clone(p.Tools)
+	return &q
 }
 
 // HasScope reports whether p was granted scope.

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,12 @@ type Options struct {
 	Audience string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// CacheSize bounds how many verified JWTs are remembered, so that a
+	// client sending the same token on every request pays for its
+	// signature once (DefaultCacheSize when 0; negative disables the
+	// cache). A remembered token is never accepted past its exp, and
+	// revocations and key changes forget what they concern.
+	CacheSize int
 }
 
 // Verifier checks tokens. Keys and revocations change at run time (from the
@@ -79,13 +86,18 @@ type Verifier struct {
 
 	keys atomic.Pointer[map[string]ed25519.PublicKey]
 
-	mu      sync.RWMutex
-	revoked map[string]time.Time
+	// revoked is replaced whole (copy on write), so that readers take no
+	// lock; mu orders the writers.
+	mu      sync.Mutex
+	revoked atomic.Pointer[map[string]time.Time]
+
+	cache *tokenCache // nil when disabled
 }
 
 type staticEntry struct {
 	digest [sha256.Size]byte
-	tok    StaticToken
+	// p is the token's principal, made once; callers get copies.
+	p *Principal
 }
 
 // NewVerifier returns a verifier for opts.
@@ -95,16 +107,22 @@ func NewVerifier(opts Options) *Verifier {
 		issuer:   opts.Issuer,
 		audience: opts.Audience,
 		now:      opts.Now,
-		revoked:  map[string]time.Time{},
 	}
 	if v.now == nil {
 		v.now = time.Now
 	}
+	v.revoked.Store(&map[string]time.Time{})
+	switch {
+	case opts.CacheSize == 0:
+		v.cache = newTokenCache(DefaultCacheSize)
+	case opts.CacheSize > 0:
+		v.cache = newTokenCache(opts.CacheSize)
+	}
 	for _, t := range opts.Static {
-		v.static = append(v.static, staticEntry{digest: sha256.Sum256([]byte(t.Token)), tok: t})
+		v.static = append(v.static, newStaticEntry(t))
 	}
 	for _, t := range opts.Service {
-		v.service = append(v.service, staticEntry{digest: sha256.Sum256([]byte(t.Token)), tok: t})
+		v.service = append(v.service, newStaticEntry(t))
 	}
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{Algorithm}),
@@ -124,42 +142,80 @@ func NewVerifier(opts Options) *Verifier {
 func (v *Verifier) Mode() string { return v.mode }
 
 // SetKeys replaces the public keys that verify issued tokens, by key id.
+// Cached tokens signed with a key that is gone or changed are forgotten.
 func (v *Verifier) SetKeys(keys map[string]ed25519.PublicKey) {
 	m := make(map[string]ed25519.PublicKey, len(keys))
 	for k, pub := range keys {
 		m[k] = pub
 	}
-	v.keys.Store(&m)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old := v.keys.Swap(&m)
+	if v.cache == nil {
+		return
+	}
+	gone := map[string]bool{}
+	for kid, pub := range *old {
+		if now, ok := m[kid]; !ok || !now.Equal(pub) {
+			gone[kid] = true
+		}
+	}
+	if len(gone) > 0 {
+		v.cache.evict(func(e *cacheEntry) bool { return gone[e.kid] })
+	}
 }
 
 // SetRevocations replaces the set of revoked token ids (jti to expiry).
+// Cached tokens it revokes are forgotten.
 func (v *Verifier) SetRevocations(revoked map[string]time.Time) {
 	m := make(map[string]time.Time, len(revoked))
 	for k, exp := range revoked {
 		m[k] = exp
 	}
 	v.mu.Lock()
-	v.revoked = m
-	v.mu.Unlock()
+	defer v.mu.Unlock()
+	v.revoked.Store(&m)
+	if v.cache != nil && len(m) > 0 {
+		v.cache.evict(func(e *cacheEntry) bool {
+			_, ok := m[e.p.TokenID]
+			return ok
+		})
+	}
 }
 
-// Revoke adds one revocation.
+// Revoke adds one revocation, and forgets the token if it is cached.
 func (v *Verifier) Revoke(jti string, expires time.Time) {
 	v.mu.Lock()
-	v.revoked[jti] = expires
-	v.mu.Unlock()
+	defer v.mu.Unlock()
+	old := *v.revoked.Load()
+	m := make(map[string]time.Time, len(old)+1)
+	for k, exp := range old {
+		m[k] = exp
+	}
+	m[jti] = expires
+	v.revoked.Store(&m)
+	if v.cache != nil {
+		v.cache.evict(func(e *cacheEntry) bool { return e.p.TokenID == jti })
+	}
 }
 
 // IsRevoked reports whether the token id jti is revoked.
 func (v *Verifier) IsRevoked(jti string) bool {
-	v.mu.RLock()
-	_, ok := v.revoked[jti]
-	v.mu.RUnlock()
+	_, ok := (*v.revoked.Load())[jti]
 	return ok
 }
 
+// CachedTokens returns how many verified tokens are remembered.
+func (v *Verifier) CachedTokens() int {
+	if v.cache == nil {
+		return 0
+	}
+	return v.cache.len()
+}
+
 // Verify returns the principal that token stands for. An empty token is
-// ErrNoToken unless the verifier runs without auth.
+// ErrNoToken unless the verifier runs without auth. The principal is the
+// caller's: a copy of what static tokens and the cache hold.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error) {
 	if v.mode == ModeNone {
 		return Anonymous(), nil
@@ -167,46 +223,64 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if token == "" {
 		return nil, ErrNoToken
 	}
-	if p, ok := lookupStatic(v.service, token); ok {
-		return p, nil
+	d := digest(token)
+	if p, ok := lookupStatic(v.service, &d); ok {
+		return p.clone(), nil
 	}
 	if v.mode == ModeToken {
-		if p, ok := v.VerifyStatic(token); ok {
-			return p, nil
+		if p, ok := lookupStatic(v.static, &d); ok {
+			return p.clone(), nil
 		}
 	}
 	if strings.Count(token, ".") != 2 {
 		// Not a JWT: a wrong static token, or garbage.
 		return nil, fmt.Errorf("%w: unknown token", ErrInvalidToken)
 	}
-	return v.verifyJWT(token)
+	if v.cache != nil {
+		if p, ok := v.cache.get(&d, v.now()); ok {
+			return p.clone(), nil
+		}
+	}
+	return v.verifyJWT(token, &d)
+}
+
+// digest is the SHA-256 of token, the key static tokens and the cache are
+// compared by.
+func digest(token string) [sha256.Size]byte {
+	h := sha256.New()
+	_, _ = io.WriteString(h, token)
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // VerifyStatic checks token against the static tokens alone, in constant
 // time with respect to their contents: every entry is compared, and
 // comparing digests hides the tokens' lengths.
 func (v *Verifier) VerifyStatic(token string) (*Principal, bool) {
-	return lookupStatic(v.static, token)
+	d := digest(token)
+	p, ok := lookupStatic(v.static, &d)
+	return p.clone(), ok
 }
 
-func lookupStatic(entries []staticEntry, token string) (*Principal, bool) {
-	d := sha256.Sum256([]byte(token))
-	var found *StaticToken
+func newStaticEntry(t StaticToken) staticEntry {
+	return staticEntry{digest: sha256.Sum256([]byte(t.Token)), p: &Principal{
+		Subject: "static:" + t.Name,
+		Kind:    KindStatic,
+		Scopes:  append([]string(nil), t.Scopes...),
+		Servers: allowList(t.Servers),
+		Tools:   allowList(t.Tools),
+	}}
+}
+
+func lookupStatic(entries []staticEntry, d *[sha256.Size]byte) (*Principal, bool) {
+	var found *Principal
 	for i := range entries {
 		if subtle.ConstantTimeCompare(d[:], entries[i].digest[:]) == 1 && found == nil {
-			found = &entries[i].tok
+			found = entries[i].p
 		}
 	}
-	if found == nil {
-		return nil, false
-	}
-	return &Principal{
-		Subject: "static:" + found.Name,
-		Kind:    KindStatic,
-		Scopes:  append([]string(nil), found.Scopes...),
-		Servers: allowList(found.Servers),
-		Tools:   allowList(found.Tools),
-	}, true
+	return found, found != nil
 }
 
 func allowList(patterns []string) []string {
@@ -228,9 +302,15 @@ func Anonymous() *Principal {
 	}
 }
 
-func (v *Verifier) verifyJWT(token string) (*Principal, error) {
+func (v *Verifier) verifyJWT(token string, d *[sha256.Size]byte) (*Principal, error) {
+	var gen uint64
+	if v.cache != nil {
+		// Read before the revocations and keys are: an entry verified
+		// under an older generation is not kept.
+		gen = v.cache.gen.Load()
+	}
 	var c Claims
-	_, err := v.parser.ParseWithClaims(token, &c, v.keyFor)
+	t, err := v.parser.ParseWithClaims(token, &c, v.keyFor)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, ErrExpired
@@ -245,7 +325,23 @@ func (v *Verifier) verifyJWT(token string) (*Principal, error) {
 	if v.IsRevoked(c.ID) {
 		return nil, ErrRevoked
 	}
-	return c.Principal(), nil
+	p := c.Principal()
+	if v.cache != nil && c.ExpiresAt != nil {
+		// The parser accepts nbf and iat up to the leeway ahead of the
+		// clock; so does the cache. It never accepts past exp.
+		var from time.Time
+		if c.NotBefore != nil {
+			from = c.NotBefore.Time
+		}
+		if c.IssuedAt != nil && c.IssuedAt.After(from) {
+			from = c.IssuedAt.Time
+		}
+		if exp := c.ExpiresAt.Time; v.now().Before(exp) {
+			kid, _ := t.Header["kid"].(string)
+			v.cache.put(d, p.clone(), kid, from.Add(-leeway), exp, gen)
+		}
+	}
+	return p, nil
 }
 
 func (v *Verifier) keyFor(t *jwt.Token) (any, error) {

@@ -56,6 +56,12 @@ type Config struct {
 	Namespacing Namespacing
 	// HTTP says how the edge's MCP endpoints treat clients.
 	HTTP HTTP
+	// Audit says what the audit log records of tool calls.
+	Audit Audit
+	// Limits keep one client from starving the others on an edge.
+	Limits Limits
+	// TLS, when set, makes the edge's public listener serve HTTPS only.
+	TLS *TLS
 	// Servers are the mcpServers entries in file order (the order conflict
 	// strategies use). Their strings are kept as written, ${VAR} unexpanded:
 	// the edge expands them from its own environment when it starts a server.
@@ -114,6 +120,26 @@ type ControlPlane struct {
 	// AllowCommands says whether stdio servers may be created or changed
 	// through the API: all commands, a list of allowed commands, or none.
 	AllowCommands AllowCommands
+	// MetricsAddress is host:port of the control plane's HTTP listener for
+	// /metrics; empty means none.
+	MetricsAddress string
+	// TLS, when set, makes the control plane serve gRPC over TLS (and, with
+	// ClientCA, require client certificates).
+	TLS *TLS
+	// CA is a PEM file of the CA certificates an edge trusts when it dials
+	// the control plane over TLS; empty means the system's roots.
+	CA string
+	// ClientCert and ClientKey are the certificate and key an edge
+	// presents to the control plane (mutual TLS); both or neither.
+	ClientCert string
+	ClientKey  string
+}
+
+// Audit is the "audit" object.
+type Audit struct {
+	// ToolArguments records the arguments of every tool call in its audit
+	// event. Off by default: arguments may carry personal data or secrets.
+	ToolArguments bool
 }
 
 // AllowCommands is controlPlane.allowCommands: true, false, or a list.

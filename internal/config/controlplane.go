@@ -30,8 +30,33 @@ func (d *decoder) controlPlane(path string, v *hujson.Value) (cp ControlPlane, a
 			cp.Token, tokenSet = d.nonEmpty(m.path, m.val)
 		case "allowCommands":
 			cp.AllowCommands = d.allowCommands(m.path, m.val)
+		case "metricsAddress":
+			s, ok := d.str(m.path, m.val)
+			if !ok || s == "" {
+				break // empty: no metrics listener
+			}
+			if err := checkAddress(s); err != nil {
+				d.add(m.path, err.Error())
+				break
+			}
+			cp.MetricsAddress = s
+		case "tls":
+			cp.TLS = d.tls(m.path, m.val, true)
+		case "ca":
+			cp.CA, _ = d.nonEmpty(m.path, m.val)
+		case "clientCert":
+			cp.ClientCert, _ = d.nonEmpty(m.path, m.val)
+		case "clientKey":
+			cp.ClientKey, _ = d.nonEmpty(m.path, m.val)
 		default:
 			d.unknown(m)
+		}
+	}
+	if hasCert, hasKey := hasMember(members, "clientCert"), hasMember(members, "clientKey"); hasCert != hasKey {
+		if !hasCert {
+			d.add(join(path, "clientCert"), "required with controlPlane.clientKey: the certificate an edge presents")
+		} else {
+			d.add(join(path, "clientKey"), "required with controlPlane.clientCert: the private key of the certificate")
 		}
 	}
 	return cp, addressOK, tokenSet

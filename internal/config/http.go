@@ -13,6 +13,17 @@ const (
 	DefaultSessionIdleTimeout = 30 * time.Minute
 	DefaultKeepAlive          = 15 * time.Second
 	DefaultPageSize           = 500
+	DefaultReadHeaderTimeout  = 10 * time.Second
+	DefaultReadTimeout        = time.Minute
+	DefaultWriteTimeout       = time.Minute
+	DefaultIdleTimeout        = 2 * time.Minute
+)
+
+// Access to /metrics (http.metrics).
+const (
+	MetricsToken  = "token"  // any valid token (the default)
+	MetricsPublic = "public" // no token
+	MetricsOff    = "off"    // not served
 )
 
 // HTTP is the "http" object: how the edge's MCP endpoints treat clients.
@@ -32,6 +43,20 @@ type HTTP struct {
 	KeepAlive time.Duration
 	// PageSize is the number of items in one page of a merged list.
 	PageSize int
+	// Metrics is who may read /metrics: MetricsToken, MetricsPublic or
+	// MetricsOff. It rules the edge's /metrics and the control plane's
+	// (controlPlane.metricsAddress).
+	Metrics string
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. Streams
+	// and long calls are not cut by it: it ends once the body is read.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response that is not a stream (SSE
+	// streams live as long as the client keeps them).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration
 }
 
 func defaultHTTP() HTTP {
@@ -40,6 +65,11 @@ func defaultHTTP() HTTP {
 		SessionIdleTimeout: DefaultSessionIdleTimeout,
 		KeepAlive:          DefaultKeepAlive,
 		PageSize:           DefaultPageSize,
+		Metrics:            MetricsToken,
+		ReadHeaderTimeout:  DefaultReadHeaderTimeout,
+		ReadTimeout:        DefaultReadTimeout,
+		WriteTimeout:       DefaultWriteTimeout,
+		IdleTimeout:        DefaultIdleTimeout,
 	}
 }
 
@@ -82,6 +112,26 @@ func (d *decoder) http(path string, v *hujson.Value, h HTTP) HTTP {
 		case "pageSize":
 			if n, ok := d.positiveInt(m.path, m.val, 100000); ok {
 				h.PageSize = n
+			}
+		case "readHeaderTimeout":
+			if dur, ok := d.duration(m.path, m.val); ok {
+				h.ReadHeaderTimeout = dur
+			}
+		case "readTimeout":
+			if dur, ok := d.duration(m.path, m.val); ok {
+				h.ReadTimeout = dur
+			}
+		case "writeTimeout":
+			if dur, ok := d.duration(m.path, m.val); ok {
+				h.WriteTimeout = dur
+			}
+		case "idleTimeout":
+			if dur, ok := d.duration(m.path, m.val); ok {
+				h.IdleTimeout = dur
+			}
+		case "metrics":
+			if s, ok := d.oneOf(m.path, m.val, MetricsToken, MetricsPublic, MetricsOff); ok {
+				h.Metrics = s
 			}
 		default:
 			d.unknown(m)

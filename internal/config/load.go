@@ -91,7 +91,8 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			Separator: DefaultSeparator,
 			Conflict:  ConflictFirstWins,
 		},
-		HTTP: defaultHTTP(),
+		HTTP:   defaultHTTP(),
+		Limits: defaultLimits(),
 	}
 	if root.Value.Kind() != '{' {
 		d.add("", "a config file must hold a JSON object")
@@ -126,6 +127,12 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			c.Servers = d.servers(m.path, m.val)
 		case "http":
 			c.HTTP = d.http(m.path, m.val, c.HTTP)
+		case "audit":
+			c.Audit = d.audit(m.path, m.val)
+		case "limits":
+			c.Limits = d.limits(m.path, m.val, c.Limits)
+		case "tls":
+			c.TLS = d.tls(m.path, m.val, false)
 		default:
 			d.unknown(m)
 		}
@@ -142,9 +149,15 @@ func (d *decoder) config(root *hujson.Value) *Config {
 		if !isLoopbackAddress(c.ControlPlane.Address) {
 			notLoopback = append(notLoopback, "controlPlane.address")
 		}
+		if a := c.ControlPlane.MetricsAddress; a != "" && !isLoopbackAddress(a) {
+			notLoopback = append(notLoopback, "controlPlane.metricsAddress")
+		}
 		if len(notLoopback) > 0 {
 			d.addf(auth.typePath, `"none" is only allowed on a loopback address (127.0.0.1, ::1 or localhost), and %s is not: use "token" or "jwt"`, strings.Join(notLoopback, " and "))
 		}
+	}
+	if c.ControlPlane.MetricsAddress != "" && c.HTTP.Metrics == MetricsOff {
+		d.addf("controlPlane.metricsAddress", `must be empty while http.metrics is %q`, MetricsOff)
 	}
 	if auth.Type == AuthToken && !cpTokenSet && len(c.Auth.Tokens) > 0 {
 		c.ControlPlane.Token = c.Auth.Tokens[0].Token

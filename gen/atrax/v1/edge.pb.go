@@ -39,6 +39,12 @@ type UpstreamStatus struct {
 	SinceTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
 	PromptCount   int32                  `protobuf:"varint,9,opt,name=prompt_count,json=promptCount,proto3" json:"prompt_count,omitempty"`
 	ResourceCount int32                  `protobuf:"varint,10,opt,name=resource_count,json=resourceCount,proto3" json:"resource_count,omitempty"`
+	// With pinTools: every tool the server lists, with the digest of its
+	// definition, as this edge sees it.
+	ToolPins []*ToolPin `protobuf:"bytes,11,rep,name=tool_pins,json=toolPins,proto3" json:"tool_pins,omitempty"`
+	// With pinTools: the tools this edge hides until an admin approves them
+	// (ApproveServerTools), by the server's own names.
+	PendingTools  []string `protobuf:"bytes,12,rep,name=pending_tools,json=pendingTools,proto3" json:"pending_tools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -143,6 +149,85 @@ func (x *UpstreamStatus) GetResourceCount() int32 {
 	return 0
 }
 
+func (x *UpstreamStatus) GetToolPins() []*ToolPin {
+	if x != nil {
+		return x.ToolPins
+	}
+	return nil
+}
+
+func (x *UpstreamStatus) GetPendingTools() []string {
+	if x != nil {
+		return x.PendingTools
+	}
+	return nil
+}
+
+// ToolPin is one tool of a server with pinTools, as an edge sees it.
+type ToolPin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's own name of the tool.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Hex SHA-256 of the tool's definition (its JSON, keys sorted, _meta left
+	// out).
+	Digest string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The tool is hidden until an admin approves it.
+	Pending       bool `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolPin) Reset() {
+	*x = ToolPin{}
+	mi := &file_atrax_v1_edge_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolPin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolPin) ProtoMessage() {}
+
+func (x *ToolPin) ProtoReflect() protoreflect.Message {
+	mi := &file_atrax_v1_edge_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolPin.ProtoReflect.Descriptor instead.
+func (*ToolPin) Descriptor() ([]byte, []int) {
+	return file_atrax_v1_edge_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ToolPin) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolPin) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ToolPin) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
 // SessionCount is the number of client sessions an edge holds on one
 // downstream transport.
 type SessionCount struct {
@@ -157,7 +242,7 @@ type SessionCount struct {
 
 func (x *SessionCount) Reset() {
 	*x = SessionCount{}
-	mi := &file_atrax_v1_edge_proto_msgTypes[1]
+	mi := &file_atrax_v1_edge_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -169,7 +254,7 @@ func (x *SessionCount) String() string {
 func (*SessionCount) ProtoMessage() {}
 
 func (x *SessionCount) ProtoReflect() protoreflect.Message {
-	mi := &file_atrax_v1_edge_proto_msgTypes[1]
+	mi := &file_atrax_v1_edge_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -182,7 +267,7 @@ func (x *SessionCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionCount.ProtoReflect.Descriptor instead.
 func (*SessionCount) Descriptor() ([]byte, []int) {
-	return file_atrax_v1_edge_proto_rawDescGZIP(), []int{1}
+	return file_atrax_v1_edge_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SessionCount) GetTransport() string {
@@ -203,7 +288,7 @@ var File_atrax_v1_edge_proto protoreflect.FileDescriptor
 
 const file_atrax_v1_edge_proto_rawDesc = "" +
 	"\n" +
-	"\x13atrax/v1/edge.proto\x12\batrax.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n" +
+	"\x13atrax/v1/edge.proto\x12\batrax.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x03\n" +
 	"\x0eUpstreamStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12%\n" +
@@ -218,7 +303,13 @@ const file_atrax_v1_edge_proto_rawDesc = "" +
 	"since_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12!\n" +
 	"\fprompt_count\x18\t \x01(\x05R\vpromptCount\x12%\n" +
 	"\x0eresource_count\x18\n" +
-	" \x01(\x05R\rresourceCount\"B\n" +
+	" \x01(\x05R\rresourceCount\x12.\n" +
+	"\ttool_pins\x18\v \x03(\v2\x11.atrax.v1.ToolPinR\btoolPins\x12#\n" +
+	"\rpending_tools\x18\f \x03(\tR\fpendingTools\"O\n" +
+	"\aToolPin\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x18\n" +
+	"\apending\x18\x03 \x01(\bR\apending\"B\n" +
 	"\fSessionCount\x12\x1c\n" +
 	"\ttransport\x18\x01 \x01(\tR\ttransport\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05countB1Z/github.com/atrax-mcp/atrax/gen/atrax/v1;atraxv1b\x06proto3"
@@ -235,19 +326,21 @@ func file_atrax_v1_edge_proto_rawDescGZIP() []byte {
 	return file_atrax_v1_edge_proto_rawDescData
 }
 
-var file_atrax_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_atrax_v1_edge_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_atrax_v1_edge_proto_goTypes = []any{
 	(*UpstreamStatus)(nil),        // 0: atrax.v1.UpstreamStatus
-	(*SessionCount)(nil),          // 1: atrax.v1.SessionCount
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(*ToolPin)(nil),               // 1: atrax.v1.ToolPin
+	(*SessionCount)(nil),          // 2: atrax.v1.SessionCount
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 }
 var file_atrax_v1_edge_proto_depIdxs = []int32{
-	2, // 0: atrax.v1.UpstreamStatus.since_time:type_name -> google.protobuf.Timestamp
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 0: atrax.v1.UpstreamStatus.since_time:type_name -> google.protobuf.Timestamp
+	1, // 1: atrax.v1.UpstreamStatus.tool_pins:type_name -> atrax.v1.ToolPin
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_atrax_v1_edge_proto_init() }
@@ -261,7 +354,7 @@ func file_atrax_v1_edge_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atrax_v1_edge_proto_rawDesc), len(file_atrax_v1_edge_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

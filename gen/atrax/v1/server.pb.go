@@ -88,7 +88,13 @@ type Server struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Read-only: when a restart was last requested; edges restart the server
 	// when it changes.
-	RestartTime   *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=restart_time,json=restartTime,proto3" json:"restart_time,omitempty"`
+	RestartTime *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=restart_time,json=restartTime,proto3" json:"restart_time,omitempty"`
+	// Read-only: with pin_tools, the approved definition of each tool, by the
+	// server's own tool name: the hex SHA-256 of the tool's JSON (keys sorted,
+	// _meta left out). Edges serve only tools whose definition matches;
+	// before the first approval, each edge trusts the definitions it saw
+	// first. ApproveServerTools sets it.
+	ApprovedTools map[string]string `protobuf:"bytes,25,rep,name=approved_tools,json=approvedTools,proto3" json:"approved_tools,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +290,13 @@ func (x *Server) GetRestartTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Server) GetApprovedTools() map[string]string {
+	if x != nil {
+		return x.ApprovedTools
+	}
+	return nil
+}
+
 // ToolFilter narrows a server's tools by name, before prefixing. Patterns may
 // use "*". A tool is visible when it matches allow (or allow is empty) and
 // matches no deny pattern.
@@ -343,7 +356,7 @@ var File_atrax_v1_server_proto protoreflect.FileDescriptor
 
 const file_atrax_v1_server_proto_rawDesc = "" +
 	"\n" +
-	"\x15atrax/v1/server.proto\x12\batrax.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x06\n" +
+	"\x15atrax/v1/server.proto\x12\batrax.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\b\n" +
 	"\x06Server\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0etransport_type\x18\x02 \x01(\tR\rtransportType\x12\x18\n" +
@@ -370,11 +383,15 @@ const file_atrax_v1_server_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12=\n" +
-	"\frestart_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\vrestartTime\x1a6\n" +
+	"\frestart_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\vrestartTime\x12J\n" +
+	"\x0eapproved_tools\x18\x19 \x03(\v2#.atrax.v1.Server.ApprovedToolsEntryR\rapprovedTools\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a@\n" +
+	"\x12ApprovedToolsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"6\n" +
 	"\n" +
@@ -394,26 +411,28 @@ func file_atrax_v1_server_proto_rawDescGZIP() []byte {
 	return file_atrax_v1_server_proto_rawDescData
 }
 
-var file_atrax_v1_server_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_atrax_v1_server_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_atrax_v1_server_proto_goTypes = []any{
 	(*Server)(nil),                // 0: atrax.v1.Server
 	(*ToolFilter)(nil),            // 1: atrax.v1.ToolFilter
 	nil,                           // 2: atrax.v1.Server.EnvEntry
 	nil,                           // 3: atrax.v1.Server.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	nil,                           // 4: atrax.v1.Server.ApprovedToolsEntry
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_atrax_v1_server_proto_depIdxs = []int32{
 	2, // 0: atrax.v1.Server.env:type_name -> atrax.v1.Server.EnvEntry
 	3, // 1: atrax.v1.Server.headers:type_name -> atrax.v1.Server.HeadersEntry
 	1, // 2: atrax.v1.Server.tools:type_name -> atrax.v1.ToolFilter
-	4, // 3: atrax.v1.Server.create_time:type_name -> google.protobuf.Timestamp
-	4, // 4: atrax.v1.Server.update_time:type_name -> google.protobuf.Timestamp
-	4, // 5: atrax.v1.Server.restart_time:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 3: atrax.v1.Server.create_time:type_name -> google.protobuf.Timestamp
+	5, // 4: atrax.v1.Server.update_time:type_name -> google.protobuf.Timestamp
+	5, // 5: atrax.v1.Server.restart_time:type_name -> google.protobuf.Timestamp
+	4, // 6: atrax.v1.Server.approved_tools:type_name -> atrax.v1.Server.ApprovedToolsEntry
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_atrax_v1_server_proto_init() }
@@ -427,7 +446,7 @@ func file_atrax_v1_server_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atrax_v1_server_proto_rawDesc), len(file_atrax_v1_server_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -721,6 +721,114 @@ func (x *RestartServerResponse) GetServer() *Server {
 	return nil
 }
 
+type ApproveServerToolsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The server's own names of the tools to approve; empty approves every
+	// tool awaiting approval.
+	Tools         []string `protobuf:"bytes,2,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveServerToolsRequest) Reset() {
+	*x = ApproveServerToolsRequest{}
+	mi := &file_atrax_v1_server_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveServerToolsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveServerToolsRequest) ProtoMessage() {}
+
+func (x *ApproveServerToolsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atrax_v1_server_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveServerToolsRequest.ProtoReflect.Descriptor instead.
+func (*ApproveServerToolsRequest) Descriptor() ([]byte, []int) {
+	return file_atrax_v1_server_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ApproveServerToolsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApproveServerToolsRequest) GetTools() []string {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+type ApproveServerToolsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server, its approved_tools updated.
+	Server *Server `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	// The tools whose approved definition changed, by name.
+	Approved      []string `protobuf:"bytes,2,rep,name=approved,proto3" json:"approved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveServerToolsResponse) Reset() {
+	*x = ApproveServerToolsResponse{}
+	mi := &file_atrax_v1_server_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveServerToolsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveServerToolsResponse) ProtoMessage() {}
+
+func (x *ApproveServerToolsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_atrax_v1_server_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveServerToolsResponse.ProtoReflect.Descriptor instead.
+func (*ApproveServerToolsResponse) Descriptor() ([]byte, []int) {
+	return file_atrax_v1_server_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ApproveServerToolsResponse) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *ApproveServerToolsResponse) GetApproved() []string {
+	if x != nil {
+		return x.Approved
+	}
+	return nil
+}
+
 type WatchServersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -729,7 +837,7 @@ type WatchServersRequest struct {
 
 func (x *WatchServersRequest) Reset() {
 	*x = WatchServersRequest{}
-	mi := &file_atrax_v1_server_service_proto_msgTypes[16]
+	mi := &file_atrax_v1_server_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +849,7 @@ func (x *WatchServersRequest) String() string {
 func (*WatchServersRequest) ProtoMessage() {}
 
 func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atrax_v1_server_service_proto_msgTypes[16]
+	mi := &file_atrax_v1_server_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +862,7 @@ func (x *WatchServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServersRequest.ProtoReflect.Descriptor instead.
 func (*WatchServersRequest) Descriptor() ([]byte, []int) {
-	return file_atrax_v1_server_service_proto_rawDescGZIP(), []int{16}
+	return file_atrax_v1_server_service_proto_rawDescGZIP(), []int{18}
 }
 
 type WatchServersResponse struct {
@@ -771,7 +879,7 @@ type WatchServersResponse struct {
 
 func (x *WatchServersResponse) Reset() {
 	*x = WatchServersResponse{}
-	mi := &file_atrax_v1_server_service_proto_msgTypes[17]
+	mi := &file_atrax_v1_server_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +891,7 @@ func (x *WatchServersResponse) String() string {
 func (*WatchServersResponse) ProtoMessage() {}
 
 func (x *WatchServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atrax_v1_server_service_proto_msgTypes[17]
+	mi := &file_atrax_v1_server_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +904,7 @@ func (x *WatchServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServersResponse.ProtoReflect.Descriptor instead.
 func (*WatchServersResponse) Descriptor() ([]byte, []int) {
-	return file_atrax_v1_server_service_proto_rawDescGZIP(), []int{17}
+	return file_atrax_v1_server_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchServersResponse) GetEvent() string {
@@ -856,12 +964,18 @@ const file_atrax_v1_server_service_proto_rawDesc = "" +
 	"\x14RestartServerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"A\n" +
 	"\x15RestartServerResponse\x12(\n" +
-	"\x06server\x18\x01 \x01(\v2\x10.atrax.v1.ServerR\x06server\"\x15\n" +
+	"\x06server\x18\x01 \x01(\v2\x10.atrax.v1.ServerR\x06server\"E\n" +
+	"\x19ApproveServerToolsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05tools\x18\x02 \x03(\tR\x05tools\"b\n" +
+	"\x1aApproveServerToolsResponse\x12(\n" +
+	"\x06server\x18\x01 \x01(\v2\x10.atrax.v1.ServerR\x06server\x12\x1a\n" +
+	"\bapproved\x18\x02 \x03(\tR\bapproved\"\x15\n" +
 	"\x13WatchServersRequest\"r\n" +
 	"\x14WatchServersResponse\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\tR\x05event\x12*\n" +
 	"\aservers\x18\x02 \x03(\v2\x10.atrax.v1.ServerR\aservers\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion2\x8e\b\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion2\x94\t\n" +
 	"\rServerService\x12\\\n" +
 	"\vListServers\x12\x1c.atrax.v1.ListServersRequest\x1a\x1d.atrax.v1.ListServersResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/servers\x12e\n" +
@@ -872,7 +986,8 @@ const file_atrax_v1_server_service_proto_rawDesc = "" +
 	"\vStartServer\x12\x1c.atrax.v1.StartServerRequest\x1a\x1d.atrax.v1.StartServerResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x06server\"\x15/servers/{name}/start\x12p\n" +
 	"\n" +
 	"StopServer\x12\x1b.atrax.v1.StopServerRequest\x1a\x1c.atrax.v1.StopServerResponse\"'\x82\xd3\xe4\x93\x02!:\x01*b\x06server\"\x14/servers/{name}/stop\x12|\n" +
-	"\rRestartServer\x12\x1e.atrax.v1.RestartServerRequest\x1a\x1f.atrax.v1.RestartServerResponse\"*\x82\xd3\xe4\x93\x02$:\x01*b\x06server\"\x17/servers/{name}/restart\x12O\n" +
+	"\rRestartServer\x12\x1e.atrax.v1.RestartServerRequest\x1a\x1f.atrax.v1.RestartServerResponse\"*\x82\xd3\xe4\x93\x02$:\x01*b\x06server\"\x17/servers/{name}/restart\x12\x83\x01\n" +
+	"\x12ApproveServerTools\x12#.atrax.v1.ApproveServerToolsRequest\x1a$.atrax.v1.ApproveServerToolsResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/servers/{name}/approve\x12O\n" +
 	"\fWatchServers\x12\x1d.atrax.v1.WatchServersRequest\x1a\x1e.atrax.v1.WatchServersResponse0\x01B1Z/github.com/atrax-mcp/atrax/gen/atrax/v1;atraxv1b\x06proto3"
 
 var (
@@ -887,64 +1002,69 @@ func file_atrax_v1_server_service_proto_rawDescGZIP() []byte {
 	return file_atrax_v1_server_service_proto_rawDescData
 }
 
-var file_atrax_v1_server_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_atrax_v1_server_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_atrax_v1_server_service_proto_goTypes = []any{
-	(*ListServersRequest)(nil),    // 0: atrax.v1.ListServersRequest
-	(*ListServersResponse)(nil),   // 1: atrax.v1.ListServersResponse
-	(*GetServerRequest)(nil),      // 2: atrax.v1.GetServerRequest
-	(*GetServerResponse)(nil),     // 3: atrax.v1.GetServerResponse
-	(*CreateServerRequest)(nil),   // 4: atrax.v1.CreateServerRequest
-	(*CreateServerResponse)(nil),  // 5: atrax.v1.CreateServerResponse
-	(*UpdateServerRequest)(nil),   // 6: atrax.v1.UpdateServerRequest
-	(*UpdateServerResponse)(nil),  // 7: atrax.v1.UpdateServerResponse
-	(*DeleteServerRequest)(nil),   // 8: atrax.v1.DeleteServerRequest
-	(*DeleteServerResponse)(nil),  // 9: atrax.v1.DeleteServerResponse
-	(*StartServerRequest)(nil),    // 10: atrax.v1.StartServerRequest
-	(*StartServerResponse)(nil),   // 11: atrax.v1.StartServerResponse
-	(*StopServerRequest)(nil),     // 12: atrax.v1.StopServerRequest
-	(*StopServerResponse)(nil),    // 13: atrax.v1.StopServerResponse
-	(*RestartServerRequest)(nil),  // 14: atrax.v1.RestartServerRequest
-	(*RestartServerResponse)(nil), // 15: atrax.v1.RestartServerResponse
-	(*WatchServersRequest)(nil),   // 16: atrax.v1.WatchServersRequest
-	(*WatchServersResponse)(nil),  // 17: atrax.v1.WatchServersResponse
-	(*Server)(nil),                // 18: atrax.v1.Server
-	(*fieldmaskpb.FieldMask)(nil), // 19: google.protobuf.FieldMask
+	(*ListServersRequest)(nil),         // 0: atrax.v1.ListServersRequest
+	(*ListServersResponse)(nil),        // 1: atrax.v1.ListServersResponse
+	(*GetServerRequest)(nil),           // 2: atrax.v1.GetServerRequest
+	(*GetServerResponse)(nil),          // 3: atrax.v1.GetServerResponse
+	(*CreateServerRequest)(nil),        // 4: atrax.v1.CreateServerRequest
+	(*CreateServerResponse)(nil),       // 5: atrax.v1.CreateServerResponse
+	(*UpdateServerRequest)(nil),        // 6: atrax.v1.UpdateServerRequest
+	(*UpdateServerResponse)(nil),       // 7: atrax.v1.UpdateServerResponse
+	(*DeleteServerRequest)(nil),        // 8: atrax.v1.DeleteServerRequest
+	(*DeleteServerResponse)(nil),       // 9: atrax.v1.DeleteServerResponse
+	(*StartServerRequest)(nil),         // 10: atrax.v1.StartServerRequest
+	(*StartServerResponse)(nil),        // 11: atrax.v1.StartServerResponse
+	(*StopServerRequest)(nil),          // 12: atrax.v1.StopServerRequest
+	(*StopServerResponse)(nil),         // 13: atrax.v1.StopServerResponse
+	(*RestartServerRequest)(nil),       // 14: atrax.v1.RestartServerRequest
+	(*RestartServerResponse)(nil),      // 15: atrax.v1.RestartServerResponse
+	(*ApproveServerToolsRequest)(nil),  // 16: atrax.v1.ApproveServerToolsRequest
+	(*ApproveServerToolsResponse)(nil), // 17: atrax.v1.ApproveServerToolsResponse
+	(*WatchServersRequest)(nil),        // 18: atrax.v1.WatchServersRequest
+	(*WatchServersResponse)(nil),       // 19: atrax.v1.WatchServersResponse
+	(*Server)(nil),                     // 20: atrax.v1.Server
+	(*fieldmaskpb.FieldMask)(nil),      // 21: google.protobuf.FieldMask
 }
 var file_atrax_v1_server_service_proto_depIdxs = []int32{
-	18, // 0: atrax.v1.ListServersResponse.servers:type_name -> atrax.v1.Server
-	18, // 1: atrax.v1.GetServerResponse.server:type_name -> atrax.v1.Server
-	18, // 2: atrax.v1.CreateServerRequest.server:type_name -> atrax.v1.Server
-	18, // 3: atrax.v1.CreateServerResponse.server:type_name -> atrax.v1.Server
-	18, // 4: atrax.v1.UpdateServerRequest.server:type_name -> atrax.v1.Server
-	19, // 5: atrax.v1.UpdateServerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	18, // 6: atrax.v1.UpdateServerResponse.server:type_name -> atrax.v1.Server
-	18, // 7: atrax.v1.StartServerResponse.server:type_name -> atrax.v1.Server
-	18, // 8: atrax.v1.StopServerResponse.server:type_name -> atrax.v1.Server
-	18, // 9: atrax.v1.RestartServerResponse.server:type_name -> atrax.v1.Server
-	18, // 10: atrax.v1.WatchServersResponse.servers:type_name -> atrax.v1.Server
-	0,  // 11: atrax.v1.ServerService.ListServers:input_type -> atrax.v1.ListServersRequest
-	2,  // 12: atrax.v1.ServerService.GetServer:input_type -> atrax.v1.GetServerRequest
-	4,  // 13: atrax.v1.ServerService.CreateServer:input_type -> atrax.v1.CreateServerRequest
-	6,  // 14: atrax.v1.ServerService.UpdateServer:input_type -> atrax.v1.UpdateServerRequest
-	8,  // 15: atrax.v1.ServerService.DeleteServer:input_type -> atrax.v1.DeleteServerRequest
-	10, // 16: atrax.v1.ServerService.StartServer:input_type -> atrax.v1.StartServerRequest
-	12, // 17: atrax.v1.ServerService.StopServer:input_type -> atrax.v1.StopServerRequest
-	14, // 18: atrax.v1.ServerService.RestartServer:input_type -> atrax.v1.RestartServerRequest
-	16, // 19: atrax.v1.ServerService.WatchServers:input_type -> atrax.v1.WatchServersRequest
-	1,  // 20: atrax.v1.ServerService.ListServers:output_type -> atrax.v1.ListServersResponse
-	3,  // 21: atrax.v1.ServerService.GetServer:output_type -> atrax.v1.GetServerResponse
-	5,  // 22: atrax.v1.ServerService.CreateServer:output_type -> atrax.v1.CreateServerResponse
-	7,  // 23: atrax.v1.ServerService.UpdateServer:output_type -> atrax.v1.UpdateServerResponse
-	9,  // 24: atrax.v1.ServerService.DeleteServer:output_type -> atrax.v1.DeleteServerResponse
-	11, // 25: atrax.v1.ServerService.StartServer:output_type -> atrax.v1.StartServerResponse
-	13, // 26: atrax.v1.ServerService.StopServer:output_type -> atrax.v1.StopServerResponse
-	15, // 27: atrax.v1.ServerService.RestartServer:output_type -> atrax.v1.RestartServerResponse
-	17, // 28: atrax.v1.ServerService.WatchServers:output_type -> atrax.v1.WatchServersResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	20, // 0: atrax.v1.ListServersResponse.servers:type_name -> atrax.v1.Server
+	20, // 1: atrax.v1.GetServerResponse.server:type_name -> atrax.v1.Server
+	20, // 2: atrax.v1.CreateServerRequest.server:type_name -> atrax.v1.Server
+	20, // 3: atrax.v1.CreateServerResponse.server:type_name -> atrax.v1.Server
+	20, // 4: atrax.v1.UpdateServerRequest.server:type_name -> atrax.v1.Server
+	21, // 5: atrax.v1.UpdateServerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	20, // 6: atrax.v1.UpdateServerResponse.server:type_name -> atrax.v1.Server
+	20, // 7: atrax.v1.StartServerResponse.server:type_name -> atrax.v1.Server
+	20, // 8: atrax.v1.StopServerResponse.server:type_name -> atrax.v1.Server
+	20, // 9: atrax.v1.RestartServerResponse.server:type_name -> atrax.v1.Server
+	20, // 10: atrax.v1.ApproveServerToolsResponse.server:type_name -> atrax.v1.Server
+	20, // 11: atrax.v1.WatchServersResponse.servers:type_name -> atrax.v1.Server
+	0,  // 12: atrax.v1.ServerService.ListServers:input_type -> atrax.v1.ListServersRequest
+	2,  // 13: atrax.v1.ServerService.GetServer:input_type -> atrax.v1.GetServerRequest
+	4,  // 14: atrax.v1.ServerService.CreateServer:input_type -> atrax.v1.CreateServerRequest
+	6,  // 15: atrax.v1.ServerService.UpdateServer:input_type -> atrax.v1.UpdateServerRequest
+	8,  // 16: atrax.v1.ServerService.DeleteServer:input_type -> atrax.v1.DeleteServerRequest
+	10, // 17: atrax.v1.ServerService.StartServer:input_type -> atrax.v1.StartServerRequest
+	12, // 18: atrax.v1.ServerService.StopServer:input_type -> atrax.v1.StopServerRequest
+	14, // 19: atrax.v1.ServerService.RestartServer:input_type -> atrax.v1.RestartServerRequest
+	16, // 20: atrax.v1.ServerService.ApproveServerTools:input_type -> atrax.v1.ApproveServerToolsRequest
+	18, // 21: atrax.v1.ServerService.WatchServers:input_type -> atrax.v1.WatchServersRequest
+	1,  // 22: atrax.v1.ServerService.ListServers:output_type -> atrax.v1.ListServersResponse
+	3,  // 23: atrax.v1.ServerService.GetServer:output_type -> atrax.v1.GetServerResponse
+	5,  // 24: atrax.v1.ServerService.CreateServer:output_type -> atrax.v1.CreateServerResponse
+	7,  // 25: atrax.v1.ServerService.UpdateServer:output_type -> atrax.v1.UpdateServerResponse
+	9,  // 26: atrax.v1.ServerService.DeleteServer:output_type -> atrax.v1.DeleteServerResponse
+	11, // 27: atrax.v1.ServerService.StartServer:output_type -> atrax.v1.StartServerResponse
+	13, // 28: atrax.v1.ServerService.StopServer:output_type -> atrax.v1.StopServerResponse
+	15, // 29: atrax.v1.ServerService.RestartServer:output_type -> atrax.v1.RestartServerResponse
+	17, // 30: atrax.v1.ServerService.ApproveServerTools:output_type -> atrax.v1.ApproveServerToolsResponse
+	19, // 31: atrax.v1.ServerService.WatchServers:output_type -> atrax.v1.WatchServersResponse
+	22, // [22:32] is the sub-list for method output_type
+	12, // [12:22] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_atrax_v1_server_service_proto_init() }
@@ -959,7 +1079,7 @@ func file_atrax_v1_server_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atrax_v1_server_service_proto_rawDesc), len(file_atrax_v1_server_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

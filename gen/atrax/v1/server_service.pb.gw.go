@@ -436,6 +436,51 @@ func local_request_ServerService_RestartServer_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
+func request_ServerService_ApproveServerTools_0(ctx context.Context, marshaler runtime.Marshaler, client ServerServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ApproveServerToolsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ApproveServerTools(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ServerService_ApproveServerTools_0(ctx context.Context, marshaler runtime.Marshaler, server ServerServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ApproveServerToolsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.ApproveServerTools(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterServerServiceHandlerServer registers the http handlers for service ServerService to "mux".
 // UnaryRPC     :call ServerServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -621,6 +666,26 @@ func RegisterServerServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 			return
 		}
 		forward_ServerService_RestartServer_0(annotatedContext, mux, outboundMarshaler, w, req, response_ServerService_RestartServer_0{resp.(*RestartServerResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ServerService_ApproveServerTools_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/atrax.v1.ServerService/ApproveServerTools", runtime.WithHTTPPathPattern("/servers/{name}/approve"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ServerService_ApproveServerTools_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ServerService_ApproveServerTools_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -815,6 +880,23 @@ func RegisterServerServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_ServerService_RestartServer_0(annotatedContext, mux, outboundMarshaler, w, req, response_ServerService_RestartServer_0{resp.(*RestartServerResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ServerService_ApproveServerTools_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/atrax.v1.ServerService/ApproveServerTools", runtime.WithHTTPPathPattern("/servers/{name}/approve"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ServerService_ApproveServerTools_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ServerService_ApproveServerTools_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -882,25 +964,27 @@ func (m response_ServerService_RestartServer_0) XXX_ResponseBody() interface{} {
 }
 
 var (
-	pattern_ServerService_ListServers_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"servers"}, ""))
-	pattern_ServerService_GetServer_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "name"}, ""))
-	pattern_ServerService_CreateServer_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"servers"}, ""))
-	pattern_ServerService_UpdateServer_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "server.name"}, ""))
-	pattern_ServerService_UpdateServer_1  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "server.name"}, ""))
-	pattern_ServerService_DeleteServer_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "name"}, ""))
-	pattern_ServerService_StartServer_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "start"}, ""))
-	pattern_ServerService_StopServer_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "stop"}, ""))
-	pattern_ServerService_RestartServer_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "restart"}, ""))
+	pattern_ServerService_ListServers_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"servers"}, ""))
+	pattern_ServerService_GetServer_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "name"}, ""))
+	pattern_ServerService_CreateServer_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0}, []string{"servers"}, ""))
+	pattern_ServerService_UpdateServer_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "server.name"}, ""))
+	pattern_ServerService_UpdateServer_1       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "server.name"}, ""))
+	pattern_ServerService_DeleteServer_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1}, []string{"servers", "name"}, ""))
+	pattern_ServerService_StartServer_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "start"}, ""))
+	pattern_ServerService_StopServer_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "stop"}, ""))
+	pattern_ServerService_RestartServer_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "restart"}, ""))
+	pattern_ServerService_ApproveServerTools_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"servers", "name", "approve"}, ""))
 )
 
 var (
-	forward_ServerService_ListServers_0   = runtime.ForwardResponseMessage
-	forward_ServerService_GetServer_0     = runtime.ForwardResponseMessage
-	forward_ServerService_CreateServer_0  = runtime.ForwardResponseMessage
-	forward_ServerService_UpdateServer_0  = runtime.ForwardResponseMessage
-	forward_ServerService_UpdateServer_1  = runtime.ForwardResponseMessage
-	forward_ServerService_DeleteServer_0  = runtime.ForwardResponseMessage
-	forward_ServerService_StartServer_0   = runtime.ForwardResponseMessage
-	forward_ServerService_StopServer_0    = runtime.ForwardResponseMessage
-	forward_ServerService_RestartServer_0 = runtime.ForwardResponseMessage
+	forward_ServerService_ListServers_0        = runtime.ForwardResponseMessage
+	forward_ServerService_GetServer_0          = runtime.ForwardResponseMessage
+	forward_ServerService_CreateServer_0       = runtime.ForwardResponseMessage
+	forward_ServerService_UpdateServer_0       = runtime.ForwardResponseMessage
+	forward_ServerService_UpdateServer_1       = runtime.ForwardResponseMessage
+	forward_ServerService_DeleteServer_0       = runtime.ForwardResponseMessage
+	forward_ServerService_StartServer_0        = runtime.ForwardResponseMessage
+	forward_ServerService_StopServer_0         = runtime.ForwardResponseMessage
+	forward_ServerService_RestartServer_0      = runtime.ForwardResponseMessage
+	forward_ServerService_ApproveServerTools_0 = runtime.ForwardResponseMessage
 )

@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ServerService_ListServers_FullMethodName   = "/atrax.v1.ServerService/ListServers"
-	ServerService_GetServer_FullMethodName     = "/atrax.v1.ServerService/GetServer"
-	ServerService_CreateServer_FullMethodName  = "/atrax.v1.ServerService/CreateServer"
-	ServerService_UpdateServer_FullMethodName  = "/atrax.v1.ServerService/UpdateServer"
-	ServerService_DeleteServer_FullMethodName  = "/atrax.v1.ServerService/DeleteServer"
-	ServerService_StartServer_FullMethodName   = "/atrax.v1.ServerService/StartServer"
-	ServerService_StopServer_FullMethodName    = "/atrax.v1.ServerService/StopServer"
-	ServerService_RestartServer_FullMethodName = "/atrax.v1.ServerService/RestartServer"
-	ServerService_WatchServers_FullMethodName  = "/atrax.v1.ServerService/WatchServers"
+	ServerService_ListServers_FullMethodName        = "/atrax.v1.ServerService/ListServers"
+	ServerService_GetServer_FullMethodName          = "/atrax.v1.ServerService/GetServer"
+	ServerService_CreateServer_FullMethodName       = "/atrax.v1.ServerService/CreateServer"
+	ServerService_UpdateServer_FullMethodName       = "/atrax.v1.ServerService/UpdateServer"
+	ServerService_DeleteServer_FullMethodName       = "/atrax.v1.ServerService/DeleteServer"
+	ServerService_StartServer_FullMethodName        = "/atrax.v1.ServerService/StartServer"
+	ServerService_StopServer_FullMethodName         = "/atrax.v1.ServerService/StopServer"
+	ServerService_RestartServer_FullMethodName      = "/atrax.v1.ServerService/RestartServer"
+	ServerService_ApproveServerTools_FullMethodName = "/atrax.v1.ServerService/ApproveServerTools"
+	ServerService_WatchServers_FullMethodName       = "/atrax.v1.ServerService/WatchServers"
 )
 
 // ServerServiceClient is the client API for ServerService service.
@@ -57,6 +58,13 @@ type ServerServiceClient interface {
 	StopServer(ctx context.Context, in *StopServerRequest, opts ...grpc.CallOption) (*StopServerResponse, error)
 	// RestartServer asks every edge to restart the server's connection.
 	RestartServer(ctx context.Context, in *RestartServerRequest, opts ...grpc.CallOption) (*RestartServerResponse, error)
+	// ApproveServerTools approves the tool definitions of a server with
+	// pinTools as the edges now see them: the tools named (every tool awaiting
+	// approval when none is named) are served again on every edge. Before the
+	// first approval, the definitions the edges trust are recorded too, so
+	// that the approved set is whole. Needs a connected edge that runs the
+	// server; edges that disagree about a definition are an error.
+	ApproveServerTools(ctx context.Context, in *ApproveServerToolsRequest, opts ...grpc.CallOption) (*ApproveServerToolsResponse, error)
 	// WatchServers sends the whole registry first, then one message per change,
 	// in the order the changes were made.
 	WatchServers(ctx context.Context, in *WatchServersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchServersResponse], error)
@@ -150,6 +158,16 @@ func (c *serverServiceClient) RestartServer(ctx context.Context, in *RestartServ
 	return out, nil
 }
 
+func (c *serverServiceClient) ApproveServerTools(ctx context.Context, in *ApproveServerToolsRequest, opts ...grpc.CallOption) (*ApproveServerToolsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveServerToolsResponse)
+	err := c.cc.Invoke(ctx, ServerService_ApproveServerTools_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *serverServiceClient) WatchServers(ctx context.Context, in *WatchServersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchServersResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &ServerService_ServiceDesc.Streams[0], ServerService_WatchServers_FullMethodName, cOpts...)
@@ -196,6 +214,13 @@ type ServerServiceServer interface {
 	StopServer(context.Context, *StopServerRequest) (*StopServerResponse, error)
 	// RestartServer asks every edge to restart the server's connection.
 	RestartServer(context.Context, *RestartServerRequest) (*RestartServerResponse, error)
+	// ApproveServerTools approves the tool definitions of a server with
+	// pinTools as the edges now see them: the tools named (every tool awaiting
+	// approval when none is named) are served again on every edge. Before the
+	// first approval, the definitions the edges trust are recorded too, so
+	// that the approved set is whole. Needs a connected edge that runs the
+	// server; edges that disagree about a definition are an error.
+	ApproveServerTools(context.Context, *ApproveServerToolsRequest) (*ApproveServerToolsResponse, error)
 	// WatchServers sends the whole registry first, then one message per change,
 	// in the order the changes were made.
 	WatchServers(*WatchServersRequest, grpc.ServerStreamingServer[WatchServersResponse]) error
@@ -232,6 +257,9 @@ func (UnimplementedServerServiceServer) StopServer(context.Context, *StopServerR
 }
 func (UnimplementedServerServiceServer) RestartServer(context.Context, *RestartServerRequest) (*RestartServerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestartServer not implemented")
+}
+func (UnimplementedServerServiceServer) ApproveServerTools(context.Context, *ApproveServerToolsRequest) (*ApproveServerToolsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveServerTools not implemented")
 }
 func (UnimplementedServerServiceServer) WatchServers(*WatchServersRequest, grpc.ServerStreamingServer[WatchServersResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchServers not implemented")
@@ -401,6 +429,24 @@ func _ServerService_RestartServer_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ServerService_ApproveServerTools_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveServerToolsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServerServiceServer).ApproveServerTools(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServerService_ApproveServerTools_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServerServiceServer).ApproveServerTools(ctx, req.(*ApproveServerToolsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ServerService_WatchServers_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchServersRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -450,6 +496,10 @@ var ServerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestartServer",
 			Handler:    _ServerService_RestartServer_Handler,
+		},
+		{
+			MethodName: "ApproveServerTools",
+			Handler:    _ServerService_ApproveServerTools_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
