@@ -75,7 +75,7 @@ type command struct {
 // commands is the command tree, in the order help lists it.
 func commands() []*command {
 	return []*command{
-		serversList, serversGet, serversAdd, serversRemove, serversStart, serversStop, serversRestart,
+		serversList, serversGet, serversAdd, serversRemove, serversStart, serversStop, serversRestart, serversApprove,
 		tokenIssue, tokenRevoke,
 		statusCmd, auditCmd,
 		initCmd, configValidate,
@@ -113,7 +113,10 @@ func leftColumn(c *command) string {
 const usageTail = `
 Commands that talk to the control plane take --addr (or ATRAX_ADDR; default
 127.0.0.1:4001) and --token (or ATRAX_TOKEN, an admin token), and print a
-table, or JSON with -o json.
+table, or JSON with -o json. To a control plane with controlPlane.tls they
+speak TLS with --ca (or ATRAX_CA), the CA of its certificate, or --tls for
+the system's CAs; and with --cert and --key (or ATRAX_CERT and ATRAX_KEY)
+where it requires a client certificate.
 
 Run "atrax COMMAND -h" for a command's flags.
 `
@@ -123,7 +126,7 @@ var usageSections = []struct {
 	title string
 	names []string
 }{
-	{"Manage a running gateway", []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "status", "audit", "token issue", "token revoke"}},
+	{"Manage a running gateway", []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "servers approve", "status", "audit", "token issue", "token revoke"}},
 	{"Files", []string{"init", "config validate"}},
 	{"Clients", []string{"connect"}},
 	{"", []string{"version"}},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func (r result) want(t *testing.T, code int, contains ...string) {
 func TestCLIUsage(t *testing.T) {
 	r := run(t, nil, false, "help")
 	r.want(t, 0, "serve -f CONFIG", "servers add NAME", "token issue", "status", "audit", "init", "config validate", "connect URL")
-	for _, name := range []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "token issue", "token revoke", "status", "audit", "init", "config validate", "connect", "version"} {
+	for _, name := range []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "servers approve", "token issue", "token revoke", "status", "audit", "init", "config validate", "connect", "version"} {
 		args := append(strings.Fields(name), "-h")
 		r := run(t, nil, false, args...)
 		r.want(t, 0, "Usage: atrax "+name)
@@ -458,4 +459,56 @@ func TestCLIConfigValidate(t *testing.T) {
 	if strings.Contains(r.stderr, "variable T") {
 		t.Errorf("T is set, yet: %s", r.stderr)
 	}
+}
+
+func TestCLIServersApprove(t *testing.T) {
+	f := startFake(t)
+	f.servers.put(&atraxv1.Server{Name: "pinned", Command: "changing", Source: "config", State: "running", PinTools: true})
+	f.servers.put(&atraxv1.Server{Name: "loose", Command: "changing", Source: "config", State: "running"})
+	f.servers.pending["pinned"] = map[string]string{"fetch": "d1", "search": "d2", "split": "split"}
+
+	f.admin(t, "servers", "approve", "pinned", "--tool", "fetch").
+		want(t, 0, "Approved 1 tool definition of pinned: fetch. Every edge serves them as approved.")
+	if got := f.servers.approves[0]; got.GetName() != "pinned" || !slices.Equal(got.GetTools(), []string{"fetch"}) {
+		t.Errorf("ApproveServerTools request: %v", got)
+	}
+	r := f.admin(t, "servers", "approve", "pinned", "--tool", "search,fetch", "-o", "json")
+	var got struct {
+		Server struct {
+			ApprovedTools map[string]string `json:"approvedTools"`
+		} `json:"server"`
+		Approved []string `json:"approved"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("servers approve -o json: %v\n%s", err, r.stdout)
+	}
+	if !slices.Equal(got.Approved, []string{"search"}) || got.Server.ApprovedTools["search"] != "d2" || got.Server.ApprovedTools["fetch"] != "d1" {
+		t.Errorf("servers approve -o json: %s", r.stdout)
+	}
+	if got := f.servers.approves[1].GetTools(); !slices.Equal(got, []string{"search", "fetch"}) {
+		t.Errorf("--tool search,fetch sent %v", got)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"not pinned", []string{"loose"}, []string{`server "loose" does not pin its tools (pinTools is false)`, `set "pinTools": true in its definition`}},
+		{"edges disagree", []string{"pinned"}, []string{`the edges report 2 different definitions of tool "split"`, "run `atrax servers restart pinned`, wait for `atrax status --wait`, then approve again"}},
+		{"prefixed name", []string{"pinned", "--tool", "pinned__fetch"}, []string{`no connected edge reports a tool "pinned__fetch"`, "without its prefix"}},
+		{"unknown server", []string{"ghost"}, []string{`no server named "ghost"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.admin(t, append([]string{"servers", "approve"}, tc.args...)...)
+			r.want(t, cli.ExitError, tc.want...)
+			if r.stdout != "" {
+				t.Errorf("stdout on error: %q", r.stdout)
+			}
+		})
+	}
+	delete(f.servers.pending["pinned"], "split")
+	f.admin(t, "servers", "approve", "pinned").want(t, 0, "Nothing to approve: every edge serves the approved definitions of pinned's tools.")
+	run(t, map[string]string{"ATRAX_ADDR": f.addr, "ATRAX_TOKEN": userToken}, false, "servers", "approve", "pinned").want(t, cli.ExitError, "lacks the admin scope")
+	f.admin(t, "servers", "approve").want(t, cli.ExitUsage, "missing NAME", "Usage: atrax servers approve NAME")
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -10,9 +11,11 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 )
@@ -24,6 +27,8 @@ const rpcTimeout = 15 * time.Second
 type client struct {
 	addr  string
 	token string
+	tls   *tlsFlags
+	hs    *handshake // nil for plain gRPC
 	cc    *grpc.ClientConn
 
 	Servers atraxv1.ServerServiceClient
@@ -32,18 +37,29 @@ type client struct {
 	Audit   atraxv1.AuditServiceClient
 }
 
-// dial connects lazily: the first call reports an unreachable address.
+// dial connects lazily: the first call reports an unreachable address. The
+// TLS files, if any, are read here.
 func (r *remoteFlags) dial() (*client, error) {
 	if err := r.resolve(); err != nil {
 		return nil, err
 	}
-	cc, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tc, hs, err := r.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	creds := insecure.NewCredentials()
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
+	cc, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, usagef("--addr %q: %v", r.addr, err)
 	}
 	return &client{
 		addr:    r.addr,
 		token:   r.token,
+		tls:     &r.tls,
+		hs:      hs,
 		cc:      cc,
 		Servers: atraxv1.NewServerServiceClient(cc),
 		Auth:    atraxv1.NewAuthServiceClient(cc),
@@ -70,6 +86,56 @@ type about struct {
 	jti    string
 }
 
+// rpc is a command's one call to the control plane.
+type rpc[M proto.Message] struct {
+	// about is what the call is about, for its errors.
+	about about
+	// call makes the call; what it returns is what -o json prints.
+	call func(context.Context, *client) (M, error)
+	// text prints the answer for people.
+	text func(M) error
+	// explain, when set, explains the call's errors instead of
+	// client.explain.
+	explain func(*client, error) error
+}
+
+// unary dials the control plane, makes one call, and prints the answer:
+// in its JSON form with -o json (out), else as x.text has it. A failed
+// call's error says what to do next.
+func unary[M proto.Message](ctx context.Context, r *remoteFlags, out outputFlag, x rpc[M]) error {
+	c, err := r.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	m, err := x.call(cctx, c)
+	if err != nil {
+		if x.explain != nil {
+			return x.explain(c, err)
+		}
+		return c.explain(err, x.about)
+	}
+	if out.json() {
+		return writeJSON(r.e.stdout, m)
+	}
+	return x.text(m)
+}
+
+// oneCall is the setup of a command that makes one call to the control
+// plane and has no flags but --addr, --token (an admin token), the TLS
+// flags and -o: x states the call for the command's arguments.
+func oneCall[M proto.Message](x func(e *env, args []string) rpc[M]) func(*env, *flag.FlagSet) func(context.Context, []string) error {
+	return func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
+		r := e.addRemoteFlags(fs, adminTokenHelp)
+		out := addOutputFlag(fs)
+		return func(ctx context.Context, args []string) error {
+			return unary(ctx, r, *out, x(e, args))
+		}
+	}
+}
+
 // explain turns a failed call into an error that says what to do next.
 func (c *client) explain(err error, a about) error {
 	st, ok := status.FromError(err)
@@ -79,6 +145,9 @@ func (c *client) explain(err error, a about) error {
 	msg := st.Message()
 	switch st.Code() {
 	case codes.Unavailable:
+		if err := c.explainTLS(msg); err != nil {
+			return err
+		}
 		if hint := notGRPC(msg); hint {
 			return fmt.Errorf("%s does not answer gRPC: is it the edge's HTTP port? Give --addr (or ATRAX_ADDR) the control plane's gRPC address, controlPlane.address in the config (default %s)", c.addr, DefaultAddr)
 		}
@@ -119,8 +188,17 @@ func (c *client) explain(err error, a about) error {
 		}
 		return errors.New(msg)
 	case codes.FailedPrecondition:
-		if strings.Contains(msg, "config file") {
+		switch {
+		case strings.Contains(msg, "config file"):
 			return fmt.Errorf("%s: change it in the config file, or start, stop and restart it here", msg)
+		case strings.Contains(msg, "does not pin its tools"):
+			return fmt.Errorf("server %q does not pin its tools (pinTools is false), so every edge serves its tools as they come and there is nothing to approve: to hold changed tools until an admin approves them, set \"pinTools\": true in its definition", a.server)
+		case strings.Contains(msg, "different definitions"):
+			return fmt.Errorf("%s: run `atrax servers restart %s`, wait for `atrax status --wait`, then approve again", msg, a.server)
+		case strings.Contains(msg, "no connected edge reports a tool"):
+			return fmt.Errorf("%s: name the server's own tools, without its prefix (see the pendingTools of `atrax status -o json`)", msg)
+		case strings.Contains(msg, "no connected edge reports the tools"):
+			return fmt.Errorf("%s (see `atrax status`)", msg)
 		}
 		return errors.New(msg)
 	case codes.InvalidArgument:

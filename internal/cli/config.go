@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/tlsconf"
 )
 
 var configValidate = &command{
@@ -14,7 +17,11 @@ var configValidate = &command{
 	detail: `
 Every problem is reported at once, one per line, with its key path. The
 environment is read as atrax serve would read it: an unset ${VAR} is an
-error unless it has a default or its server is disabled.`,
+error unless it has a default or its server is disabled. The TLS files the
+config names (tls, controlPlane.tls, controlPlane.ca, controlPlane.clientCert
+and clientKey) are read and checked as atrax serve reads them: each must be
+readable PEM, each key must belong to its certificate, and each certificate
+must be valid now.`,
 	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
 		path := fs.String("f", "", "the config `FILE` (JSON with comments)")
 		return func(context.Context, []string) error {
@@ -25,8 +32,50 @@ error unless it has a default or its server is disabled.`,
 			if err != nil {
 				return fmt.Errorf("%s:\n%w", *path, err)
 			}
+			checked, err := checkTLS(cfg)
+			if err != nil {
+				return fmt.Errorf("%s:\n%w", *path, err)
+			}
 			fmt.Fprintf(e.stdout, "%s: ok (%d servers, auth %s)\n", *path, len(cfg.Servers), cfg.Auth.Type)
+			if len(checked) > 0 {
+				fmt.Fprintf(e.stdout, "TLS files read and checked: %s\n", strings.Join(checked, ", "))
+			}
+			// A control plane that requires client certificates, and no
+			// certificate for the edge of atrax serve: fine for atrax
+			// controlplane alone.
+			if _, err := tlsconf.EdgeClient(cfg, true); err != nil {
+				fmt.Fprintf(e.stdout, "note: atrax serve would refuse this config (atrax controlplane would not): %v\n", err)
+			}
 			return nil
 		}
 	},
+}
+
+// checkTLS reads the TLS files of cfg with internal/tlsconf, as the
+// server commands do, and returns the keys it checked, or every problem.
+func checkTLS(cfg *config.Config) (checked []string, err error) {
+	var errs []error
+	if _, err := tlsconf.Edge(cfg); err != nil {
+		errs = append(errs, err)
+	} else if cfg.TLS != nil {
+		checked = append(checked, tlsconf.KeyEdge)
+	}
+	if _, err := tlsconf.ControlPlane(cfg); err != nil {
+		errs = append(errs, err)
+	} else if cfg.ControlPlane.TLS != nil {
+		checked = append(checked, tlsconf.KeyControlPlane)
+	}
+	// As an edge of its own (atrax edge) reads them.
+	cp := cfg.ControlPlane
+	if _, err := tlsconf.EdgeClient(cfg, false); err != nil {
+		errs = append(errs, err)
+	} else {
+		if cp.CA != "" {
+			checked = append(checked, "controlPlane.ca")
+		}
+		if cp.ClientCert != "" {
+			checked = append(checked, "controlPlane.clientCert")
+		}
+	}
+	return checked, errors.Join(errs...)
 }

@@ -40,18 +40,24 @@ type fake struct {
 
 func startFake(t *testing.T) *fake {
 	t.Helper()
+	return startFakeWith(t)
+}
+
+// startFakeWith starts the fake with more server options (TLS).
+func startFakeWith(t *testing.T, opts ...grpc.ServerOption) *fake {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fake{
 		addr:    lis.Addr().String(),
-		servers: &fakeServers{servers: map[string]*atraxv1.Server{}},
+		servers: &fakeServers{servers: map[string]*atraxv1.Server{}, pending: map[string]map[string]string{}},
 		auth:    &fakeAuth{},
 		status:  &fakeStatus{},
 		audit:   &fakeAudit{},
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(authorize))
+	srv := grpc.NewServer(append(opts, grpc.UnaryInterceptor(authorize))...)
 	atraxv1.RegisterServerServiceServer(srv, f.servers)
 	atraxv1.RegisterAuthServiceServer(srv, f.auth)
 	atraxv1.RegisterStatusServiceServer(srv, f.status)
@@ -98,6 +104,10 @@ type fakeServers struct {
 	mu      sync.Mutex
 	servers map[string]*atraxv1.Server
 	created []*atraxv1.Server // as the CLI sent them
+	// pending holds, by server, the tools the edges hold back: name →
+	// digest, "split" when the edges disagree.
+	pending  map[string]map[string]string
+	approves []*atraxv1.ApproveServerToolsRequest
 }
 
 func (f *fakeServers) put(s *atraxv1.Server) {
@@ -216,6 +226,52 @@ func (f *fakeServers) StopServer(_ context.Context, req *atraxv1.StopServerReque
 func (f *fakeServers) RestartServer(_ context.Context, req *atraxv1.RestartServerRequest) (*atraxv1.RestartServerResponse, error) {
 	s, err := f.setState(req.GetName(), "")
 	return &atraxv1.RestartServerResponse{Server: s}, err
+}
+
+// ApproveServerTools approves pending tools, with the real one's errors.
+func (f *fakeServers) ApproveServerTools(_ context.Context, req *atraxv1.ApproveServerToolsRequest) (*atraxv1.ApproveServerToolsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.approves = append(f.approves, proto.Clone(req).(*atraxv1.ApproveServerToolsRequest))
+	name := req.GetName()
+	s, ok := f.servers[name]
+	switch {
+	case !ok:
+		return nil, status.Errorf(codes.NotFound, "server not found: %q", name)
+	case !s.GetPinTools():
+		return nil, status.Errorf(codes.FailedPrecondition, "server does not pin its tools: %q has pinTools false, so every definition is served", name)
+	}
+	pending := f.pending[name]
+	want := req.GetTools()
+	if len(want) == 0 {
+		for tool := range pending {
+			want = append(want, tool)
+		}
+	}
+	slices.Sort(want)
+	var approved []string
+	for _, tool := range want {
+		digest, ok := pending[tool]
+		switch {
+		case !ok && s.GetApprovedTools()[tool] != "":
+			continue // served as approved
+		case !ok:
+			return nil, status.Errorf(codes.FailedPrecondition, "cannot approve: no connected edge reports a tool %q of %q", tool, name)
+		case digest == "split":
+			return nil, status.Errorf(codes.FailedPrecondition, "cannot approve: the edges report 2 different definitions of tool %q; restart %q so that they agree, then approve", tool, name)
+		}
+		approved = append(approved, tool)
+	}
+	s = proto.Clone(s).(*atraxv1.Server)
+	if s.ApprovedTools == nil {
+		s.ApprovedTools = map[string]string{}
+	}
+	for _, tool := range approved {
+		s.ApprovedTools[tool] = pending[tool]
+		delete(pending, tool)
+	}
+	f.servers[name] = s
+	return &atraxv1.ApproveServerToolsResponse{Server: s, Approved: approved}, nil
 }
 
 type fakeAuth struct {

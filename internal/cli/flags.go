@@ -78,12 +78,13 @@ const (
 	envToken    = "ATRAX_TOKEN"
 )
 
-// remoteFlags are --addr and --token of the commands that call the control
-// plane.
+// remoteFlags are --addr, --token and the TLS flags of the commands that
+// call the control plane.
 type remoteFlags struct {
 	e        *env
 	addr     string
 	token    string
+	tls      tlsFlags
 	resolved bool
 }
 
@@ -91,6 +92,7 @@ func (e *env) addRemoteFlags(fs *flag.FlagSet, tokenHelp string) *remoteFlags {
 	r := &remoteFlags{e: e}
 	fs.StringVar(&r.addr, "addr", "", "gRPC address `HOST:PORT` of the control plane (default $"+envAddr+", else "+DefaultAddr+")")
 	fs.StringVar(&r.token, "token", "", tokenHelp+" (default $"+envToken+")")
+	r.tls.add(fs)
 	return r
 }
 
@@ -112,5 +114,5 @@ func (r *remoteFlags) resolve() error {
 	if r.token == "" {
 		r.token = strings.TrimSpace(r.e.getenv(envToken))
 	}
-	return nil
+	return r.tls.resolve(r.e)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -16,35 +17,24 @@ var serversList = &command{
 	name:    "servers list",
 	summary: "list the servers and their desired state",
 	maxArgs: 0,
-	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
-		r := e.addRemoteFlags(fs, adminTokenHelp)
-		out := addOutputFlag(fs)
-		return func(ctx context.Context, _ []string) error {
-			c, err := r.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cctx, cancel := c.call(ctx)
-			defer cancel()
-			resp, err := c.Servers.ListServers(cctx, &atraxv1.ListServersRequest{})
-			if err != nil {
-				return c.explain(err, about{})
-			}
-			if out.json() {
-				return writeJSON(e.stdout, resp)
-			}
-			if len(resp.GetServers()) == 0 {
-				fmt.Fprintln(e.stdout, "No servers. Add one with `atrax servers add NAME --url URL` (or --command), or under mcpServers in the config file.")
-				return nil
-			}
-			t := newTable(e.stdout, "NAME", "STATE", "TRANSPORT", "SOURCE", "TARGET", "DESCRIPTION")
-			for _, s := range resp.GetServers() {
-				t.row(s.GetName(), s.GetState(), transportOf(s), s.GetSource(), clip(target(s), 60), clip(s.GetDescription(), 40))
-			}
-			return t.flush()
+	setup: oneCall(func(e *env, _ []string) rpc[*atraxv1.ListServersResponse] {
+		return rpc[*atraxv1.ListServersResponse]{
+			call: func(ctx context.Context, c *client) (*atraxv1.ListServersResponse, error) {
+				return c.Servers.ListServers(ctx, &atraxv1.ListServersRequest{})
+			},
+			text: func(resp *atraxv1.ListServersResponse) error {
+				if len(resp.GetServers()) == 0 {
+					fmt.Fprintln(e.stdout, "No servers. Add one with `atrax servers add NAME --url URL` (or --command), or under mcpServers in the config file.")
+					return nil
+				}
+				t := newTable(e.stdout, "NAME", "STATE", "TRANSPORT", "SOURCE", "TARGET", "DESCRIPTION")
+				for _, s := range resp.GetServers() {
+					t.row(s.GetName(), s.GetState(), transportOf(s), s.GetSource(), clip(target(s), 60), clip(s.GetDescription(), 40))
+				}
+				return t.flush()
+			},
 		}
-	},
+	}),
 }
 
 // transportOf is the server's transport, inferred as the edge infers it
@@ -74,27 +64,16 @@ var serversGet = &command{
 	args:    "NAME",
 	summary: "show one server's definition and desired state",
 	minArgs: 1, maxArgs: 1,
-	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
-		r := e.addRemoteFlags(fs, adminTokenHelp)
-		out := addOutputFlag(fs)
-		return func(ctx context.Context, args []string) error {
-			c, err := r.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cctx, cancel := c.call(ctx)
-			defer cancel()
-			resp, err := c.Servers.GetServer(cctx, &atraxv1.GetServerRequest{Name: args[0]})
-			if err != nil {
-				return c.explain(err, about{server: args[0]})
-			}
-			if out.json() {
-				return writeJSON(e.stdout, resp.GetServer())
-			}
-			return printServer(e, resp.GetServer())
+	setup: oneCall(func(e *env, args []string) rpc[*atraxv1.Server] {
+		return rpc[*atraxv1.Server]{
+			about: about{server: args[0]},
+			call: func(ctx context.Context, c *client) (*atraxv1.Server, error) {
+				resp, err := c.Servers.GetServer(ctx, &atraxv1.GetServerRequest{Name: args[0]})
+				return resp.GetServer(), err
+			},
+			text: func(s *atraxv1.Server) error { return printServer(e, s) },
 		}
-	},
+	}),
 }
 
 func printServer(e *env, s *atraxv1.Server) error {
@@ -189,26 +168,20 @@ stored as written and expanded by each edge from its own environment.
 			}
 			s.Args, s.Tags = args, tags
 			s.Env, s.Headers = envs, headers
-			c, err := r.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cctx, cancel := c.call(ctx)
-			defer cancel()
-			resp, err := c.Servers.CreateServer(cctx, &atraxv1.CreateServerRequest{Server: &s})
-			if err != nil {
-				return c.explain(err, about{server: s.Name})
-			}
-			if out.json() {
-				return writeJSON(e.stdout, resp.GetServer())
-			}
-			srv := resp.GetServer()
-			fmt.Fprintf(e.stdout, "Added server %s (%s: %s), desired state %s.\n", srv.GetName(), transportOf(srv), clip(target(srv), 60), srv.GetState())
-			if srv.GetState() == "running" {
-				fmt.Fprintln(e.stdout, "See it start on every edge with `atrax status --wait`.")
-			}
-			return nil
+			return unary(ctx, r, *out, rpc[*atraxv1.Server]{
+				about: about{server: s.Name},
+				call: func(ctx context.Context, c *client) (*atraxv1.Server, error) {
+					resp, err := c.Servers.CreateServer(ctx, &atraxv1.CreateServerRequest{Server: &s})
+					return resp.GetServer(), err
+				},
+				text: func(srv *atraxv1.Server) error {
+					fmt.Fprintf(e.stdout, "Added server %s (%s: %s), desired state %s.\n", srv.GetName(), transportOf(srv), clip(target(srv), 60), srv.GetState())
+					if srv.GetState() == "running" {
+						fmt.Fprintln(e.stdout, "See it start on every edge with `atrax status --wait`.")
+					}
+					return nil
+				},
+			})
 		}
 	},
 }
@@ -218,83 +191,101 @@ var serversRemove = &command{
 	args:    "NAME",
 	summary: "remove a server; every edge stops it",
 	minArgs: 1, maxArgs: 1,
-	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
-		r := e.addRemoteFlags(fs, adminTokenHelp)
-		out := addOutputFlag(fs)
-		return func(ctx context.Context, args []string) error {
-			c, err := r.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cctx, cancel := c.call(ctx)
-			defer cancel()
-			resp, err := c.Servers.DeleteServer(cctx, &atraxv1.DeleteServerRequest{Name: args[0]})
-			if err != nil {
-				return c.explain(err, about{server: args[0]})
-			}
-			if out.json() {
-				return writeJSON(e.stdout, resp)
-			}
-			fmt.Fprintf(e.stdout, "Removed server %s.\n", args[0])
-			return nil
+	setup: oneCall(func(e *env, args []string) rpc[*atraxv1.DeleteServerResponse] {
+		return rpc[*atraxv1.DeleteServerResponse]{
+			about: about{server: args[0]},
+			call: func(ctx context.Context, c *client) (*atraxv1.DeleteServerResponse, error) {
+				return c.Servers.DeleteServer(ctx, &atraxv1.DeleteServerRequest{Name: args[0]})
+			},
+			text: func(*atraxv1.DeleteServerResponse) error {
+				fmt.Fprintf(e.stdout, "Removed server %s.\n", args[0])
+				return nil
+			},
 		}
-	},
+	}),
 }
 
-// stateCommand is start, stop or restart.
-func stateCommand(verb, summary string) *command {
+// stateCommand is start, stop or restart: call changes the server named,
+// done says so.
+func stateCommand(verb, summary string, call func(context.Context, *client, string) (*atraxv1.Server, error), done func(io.Writer, *atraxv1.Server)) *command {
 	return &command{
 		name:    "servers " + verb,
 		args:    "NAME",
 		summary: summary,
 		minArgs: 1, maxArgs: 1,
-		setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
-			r := e.addRemoteFlags(fs, adminTokenHelp)
-			out := addOutputFlag(fs)
-			return func(ctx context.Context, args []string) error {
-				c, err := r.dial()
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				cctx, cancel := c.call(ctx)
-				defer cancel()
-				var srv *atraxv1.Server
-				switch verb {
-				case "start":
-					var resp *atraxv1.StartServerResponse
-					resp, err = c.Servers.StartServer(cctx, &atraxv1.StartServerRequest{Name: args[0]})
-					srv = resp.GetServer()
-				case "stop":
-					var resp *atraxv1.StopServerResponse
-					resp, err = c.Servers.StopServer(cctx, &atraxv1.StopServerRequest{Name: args[0]})
-					srv = resp.GetServer()
-				default:
-					var resp *atraxv1.RestartServerResponse
-					resp, err = c.Servers.RestartServer(cctx, &atraxv1.RestartServerRequest{Name: args[0]})
-					srv = resp.GetServer()
-				}
-				if err != nil {
-					return c.explain(err, about{server: args[0]})
-				}
-				if out.json() {
-					return writeJSON(e.stdout, srv)
-				}
-				switch verb {
-				case "restart":
-					fmt.Fprintf(e.stdout, "Asked every edge to restart %s.\n", srv.GetName())
-				default:
-					fmt.Fprintf(e.stdout, "Server %s: desired state %s on every edge.\n", srv.GetName(), srv.GetState())
-				}
-				return nil
+		setup: oneCall(func(e *env, args []string) rpc[*atraxv1.Server] {
+			return rpc[*atraxv1.Server]{
+				about: about{server: args[0]},
+				call:  func(ctx context.Context, c *client) (*atraxv1.Server, error) { return call(ctx, c, args[0]) },
+				text:  func(srv *atraxv1.Server) error { done(e.stdout, srv); return nil },
 			}
-		},
+		}),
 	}
 }
 
+// desiredState says what start and stop did.
+func desiredState(w io.Writer, srv *atraxv1.Server) {
+	fmt.Fprintf(w, "Server %s: desired state %s on every edge.\n", srv.GetName(), srv.GetState())
+}
+
 var (
-	serversStart   = stateCommand("start", "set a server's desired state to running")
-	serversStop    = stateCommand("stop", "set a server's desired state to stopped")
-	serversRestart = stateCommand("restart", "restart a server's connection on every edge")
+	serversStart = stateCommand("start", "set a server's desired state to running",
+		func(ctx context.Context, c *client, name string) (*atraxv1.Server, error) {
+			resp, err := c.Servers.StartServer(ctx, &atraxv1.StartServerRequest{Name: name})
+			return resp.GetServer(), err
+		}, desiredState)
+	serversStop = stateCommand("stop", "set a server's desired state to stopped",
+		func(ctx context.Context, c *client, name string) (*atraxv1.Server, error) {
+			resp, err := c.Servers.StopServer(ctx, &atraxv1.StopServerRequest{Name: name})
+			return resp.GetServer(), err
+		}, desiredState)
+	serversRestart = stateCommand("restart", "restart a server's connection on every edge",
+		func(ctx context.Context, c *client, name string) (*atraxv1.Server, error) {
+			resp, err := c.Servers.RestartServer(ctx, &atraxv1.RestartServerRequest{Name: name})
+			return resp.GetServer(), err
+		},
+		func(w io.Writer, srv *atraxv1.Server) {
+			fmt.Fprintf(w, "Asked every edge to restart %s.\n", srv.GetName())
+		})
 )
+
+var serversApprove = &command{
+	name:    "servers approve",
+	args:    "NAME",
+	summary: "approve the changed tools of a server with pinTools",
+	detail: `
+A server with "pinTools": true has each changed (or new) tool held back on
+every edge until an admin approves its definition as the edges now see it.
+Without --tool every tool awaiting approval is approved; --tool names the
+server's own tool names (without its prefix). The first approval also
+records the definitions the edges trusted until then. ` + "`atrax status -o json`" + `
+lists what each edge holds back (pendingTools).
+
+  atrax servers approve docs
+  atrax servers approve docs --tool search --tool fetch`,
+	minArgs: 1, maxArgs: 1,
+	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
+		r := e.addRemoteFlags(fs, adminTokenHelp)
+		out := addOutputFlag(fs)
+		var tools listFlag
+		fs.Var(&tools, "tool", "approve only tool `NAME`, the server's own name (may be repeated, or A,B)")
+		return func(ctx context.Context, args []string) error {
+			return unary(ctx, r, *out, rpc[*atraxv1.ApproveServerToolsResponse]{
+				about: about{server: args[0]},
+				call: func(ctx context.Context, c *client) (*atraxv1.ApproveServerToolsResponse, error) {
+					return c.Servers.ApproveServerTools(ctx, &atraxv1.ApproveServerToolsRequest{Name: args[0], Tools: tools})
+				},
+				text: func(resp *atraxv1.ApproveServerToolsResponse) error {
+					name := resp.GetServer().GetName()
+					if len(resp.GetApproved()) == 0 {
+						fmt.Fprintf(e.stdout, "Nothing to approve: every edge serves the approved definitions of %s's tools.\n", name)
+						return nil
+					}
+					fmt.Fprintf(e.stdout, "Approved %s of %s: %s. Every edge serves them as approved.\n",
+						plural(len(resp.GetApproved()), "tool definition", "tool definitions"), name, strings.Join(resp.GetApproved(), ", "))
+					return nil
+				},
+			})
+		}
+	},
+}

@@ -37,31 +37,29 @@ progress on a terminal; it fails at once if a server failed, and after
 		var timeout time.Duration
 		fs.BoolVar(&wait, "wait", false, "wait until every server runs on every edge")
 		fs.DurationVar(&timeout, "wait-timeout", 2*time.Minute, "give up waiting after `DURATION`")
+		text := func(st *atraxv1.GetStatusResponse) error { return printStatus(e.stdout, st, time.Now()) }
 		return func(ctx context.Context, _ []string) error {
+			if !wait {
+				return unary(ctx, r, *out, rpc[*atraxv1.GetStatusResponse]{
+					call: func(ctx context.Context, c *client) (*atraxv1.GetStatusResponse, error) {
+						return c.Status.GetStatus(ctx, &atraxv1.GetStatusRequest{})
+					},
+					text: text,
+				})
+			}
 			c, err := r.dial()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			var st *atraxv1.GetStatusResponse
-			var waitErr error
-			if wait {
-				st, waitErr = e.waitRunning(ctx, c, timeout)
-				if st == nil {
-					return waitErr
-				}
-			} else {
-				cctx, cancel := c.call(ctx)
-				defer cancel()
-				st, err = c.Status.GetStatus(cctx, &atraxv1.GetStatusRequest{})
-				if err != nil {
-					return c.explain(err, about{})
-				}
+			st, waitErr := e.waitRunning(ctx, c, timeout)
+			if st == nil {
+				return waitErr
 			}
 			if out.json() {
 				err = writeJSON(e.stdout, st)
 			} else {
-				err = printStatus(e.stdout, st, time.Now())
+				err = text(st)
 			}
 			return errors.Join(waitErr, err)
 		}
@@ -94,8 +92,13 @@ func (e *env) waitRunning(ctx context.Context, c *client, timeout time.Duration)
 			}
 			p.set(fmt.Sprintf("waiting for servers: %d/%d running (%s)", ready, total, clip(strings.Join(waiting, ", "), 70)))
 		case status.Code(err) == codes.Unavailable && ctx.Err() == nil:
-			// The control plane may still be starting.
+			// The control plane may still be starting; TLS that does not
+			// fit will not start to.
 			lastErr = c.explain(err, about{})
+			var te *tlsError
+			if errors.As(lastErr, &te) {
+				return last, lastErr
+			}
 			p.set("waiting for the control plane at " + c.addr)
 		default:
 			if ctx.Err() == nil {

@@ -70,30 +70,28 @@ one (OAuth 2 client credentials). --scope narrows it, for example
 				// a bearer token.
 				req.Token, r.token = r.token, ""
 			}
-			c, err := r.dial()
-			if err != nil {
-				return err
+			format := *out
+			if quiet {
+				format = "table" // the token alone, even with -o json
 			}
-			defer c.Close()
-			cctx, cancel := c.call(ctx)
-			defer cancel()
-			resp, err := c.Auth.IssueToken(cctx, req)
-			if err != nil {
-				return explainIssue(c, err, clientID)
-			}
-			switch {
-			case quiet:
-				fmt.Fprintln(e.stdout, resp.GetAccessToken())
-				return nil
-			case out.json():
-				return writeJSON(e.stdout, resp)
-			}
-			f := newFields(e.stdout)
-			f.add("token", resp.GetAccessToken())
-			f.add("jti", resp.GetJti())
-			f.add("scope", resp.GetScope())
-			f.add("expires in", (time.Duration(resp.GetExpiresIn()) * time.Second).String())
-			return f.flush()
+			return unary(ctx, r, format, rpc[*atraxv1.IssueTokenResponse]{
+				call: func(ctx context.Context, c *client) (*atraxv1.IssueTokenResponse, error) {
+					return c.Auth.IssueToken(ctx, req)
+				},
+				explain: func(c *client, err error) error { return explainIssue(c, err, clientID) },
+				text: func(resp *atraxv1.IssueTokenResponse) error {
+					if quiet {
+						fmt.Fprintln(e.stdout, resp.GetAccessToken())
+						return nil
+					}
+					f := newFields(e.stdout)
+					f.add("token", resp.GetAccessToken())
+					f.add("jti", resp.GetJti())
+					f.add("scope", resp.GetScope())
+					f.add("expires in", (time.Duration(resp.GetExpiresIn()) * time.Second).String())
+					return f.flush()
+				},
+			})
 		}
 	},
 }
@@ -125,26 +123,16 @@ var tokenRevoke = &command{
 	args:    "JTI",
 	summary: "revoke an issued token by its id (jti)",
 	minArgs: 1, maxArgs: 1,
-	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
-		r := e.addRemoteFlags(fs, adminTokenHelp)
-		out := addOutputFlag(fs)
-		return func(ctx context.Context, args []string) error {
-			c, err := r.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			cctx, cancel := c.call(ctx)
-			defer cancel()
-			resp, err := c.Auth.RevokeToken(cctx, &atraxv1.RevokeTokenRequest{Jti: args[0]})
-			if err != nil {
-				return c.explain(err, about{jti: args[0]})
-			}
-			if out.json() {
-				return writeJSON(e.stdout, resp)
-			}
-			fmt.Fprintf(e.stdout, "Revoked token %s; every edge refuses it from now on.\n", resp.GetJti())
-			return nil
+	setup: oneCall(func(e *env, args []string) rpc[*atraxv1.RevokeTokenResponse] {
+		return rpc[*atraxv1.RevokeTokenResponse]{
+			about: about{jti: args[0]},
+			call: func(ctx context.Context, c *client) (*atraxv1.RevokeTokenResponse, error) {
+				return c.Auth.RevokeToken(ctx, &atraxv1.RevokeTokenRequest{Jti: args[0]})
+			},
+			text: func(resp *atraxv1.RevokeTokenResponse) error {
+				fmt.Fprintf(e.stdout, "Revoked token %s; every edge refuses it from now on.\n", resp.GetJti())
+				return nil
+			},
 		}
-	},
+	}),
 }

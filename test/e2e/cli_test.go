@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/atrax-mcp/atrax/internal/tlsconf/tlstest"
 )
 
 // Tokens of the CLI tests' gateway (token mode, from the environment).
@@ -295,5 +298,128 @@ func TestCLIInit(t *testing.T) {
 	}
 	if _, errOut, code = runAtrax(t, nil, "config", "validate"); code != 2 || !strings.Contains(errOut, "-f CONFIG is required") {
 		t.Errorf("config validate without -f: exit %d, stderr %q; want 2", code, errOut)
+	}
+}
+
+// TestCLIServersApprove approves a changed tool of a server with pinTools
+// (test/fixtures/changing, as in TestPinTools) with `atrax servers
+// approve`.
+func TestCLIServersApprove(t *testing.T) {
+	t.Parallel()
+	marker := filepath.Join(t.TempDir(), "changes")
+	p := cliGateway(t, fmt.Sprintf(`{
+		"pinned": {"command": %q, "args": ["-marker", %q], "pinTools": true},
+		"loose": {"url": "http://127.0.0.1:9/mcp", "disabled": true},
+	}`, fixture(t, "changing"), marker))
+	waitUpstreams(t, p, "pinned")
+
+	atraxCLI(t, p, cliAdminToken, "servers", "approve", "loose").expect(t, 1, `server "loose" does not pin its tools (pinTools is false)`, `set "pinTools": true`)
+	atraxCLI(t, p, cliAdminToken, "servers", "approve", "ghost").expect(t, 1, `no server named "ghost"`)
+	atraxCLI(t, p, cliUserToken, "servers", "approve", "pinned").expect(t, 1, "lacks the admin scope")
+
+	// The tool changes under the running server: every edge holds it back.
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(pollTimeout, func() bool { return slices.Equal(pendingOf(t, p, "pinned"), []string{"fetch"}) }) {
+		t.Fatalf("pendingTools of pinned = %v, want [fetch]", pendingOf(t, p, "pinned"))
+	}
+	atraxCLI(t, p, cliAdminToken, "servers", "approve", "pinned", "--tool", "pinned__fetch").
+		expect(t, 1, `no connected edge reports a tool "pinned__fetch"`, "without its prefix")
+
+	// The first approval records the trusted "stable" too.
+	atraxCLI(t, p, cliAdminToken, "servers", "approve", "pinned", "--tool", "fetch").
+		ok(t, "Approved 2 tool definitions of pinned: fetch, stable. Every edge serves them as approved.")
+	if !poll(pollTimeout, func() bool { return len(pendingOf(t, p, "pinned")) == 0 }) {
+		t.Errorf("pendingTools of pinned after approval = %v", pendingOf(t, p, "pinned"))
+	}
+	got := atraxCLI(t, p, cliAdminToken, "servers", "approve", "pinned", "-o", "json").ok(t).json(t)
+	srv, _ := got["server"].(map[string]any)
+	if at, _ := srv["approvedTools"].(map[string]any); len(at) != 2 || at["fetch"] == nil || got["approved"] != nil {
+		t.Errorf("servers approve -o json, nothing left to approve: %v", got)
+	}
+	atraxCLI(t, p, cliAdminToken, "servers", "approve", "pinned").ok(t, "Nothing to approve: every edge serves the approved definitions of pinned's tools.")
+	atraxCLI(t, p, cliAdminToken, "servers", "get", "pinned").ok(t, "pinTools", "true")
+	audit := atraxCLI(t, p, cliAdminToken, "audit", "--action", "tool.approve", "-o", "json").ok(t).json(t)
+	if evs, _ := audit["events"].([]any); len(evs) < 3 {
+		t.Errorf("tool.approve events: %v", audit)
+	}
+}
+
+// tlsCLI runs `atrax ARGS` against the control plane at addr, with the
+// admin token and env.
+func tlsCLI(t *testing.T, addr string, env map[string]string, args ...string) cliRun {
+	t.Helper()
+	all := map[string]string{"ATRAX_ADDR": addr, "ATRAX_TOKEN": cliAdminToken}
+	for k, v := range env {
+		all[k] = v
+	}
+	out, errOut, code := runAtrax(t, all, args...)
+	return cliRun{args, out, errOut, code}
+}
+
+// TestCLITLS reaches a control plane with controlPlane.tls: with --ca (or
+// ATRAX_CA), and with an error that says what to do without it.
+func TestCLITLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "atrax e2e CLI CA")
+	other := tlstest.NewCA(t, "another CA")
+	ca.Server(t, "127.0.0.1").Write(t, dir, "cp")
+	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
+	tlstest.WriteFile(t, caFile, ca.PEM)
+	tlstest.WriteFile(t, otherFile, other.PEM)
+	cfg := fmt.Sprintf(`{
+		"auth": {"type": "token", "options": {"token": %q}},
+		"controlPlane": {"tls": {"cert": "cp.pem", "key": "cp-key.pem"}},
+		"mcpServers": {"cfg": {"url": "http://127.0.0.1:9/mcp", "disabled": true}},
+	}`, cliAdminToken)
+	tlsCLI(t, "", nil, "config", "validate", "-f", writeConfig(t, dir, cfg)).ok(t, "ok (1 servers, auth token)", "TLS files read and checked: controlPlane.tls")
+	p := startAtraxIn(t, dir, "serve", cfg, nil)
+
+	tlsCLI(t, p.GRPC, nil, "servers", "list", "--ca", caFile).ok(t, "cfg")
+	tlsCLI(t, p.GRPC, map[string]string{"ATRAX_CA": caFile}, "status", "--wait", "--wait-timeout", "30s").ok(t, "Edge "+p.EdgeID)
+	tlsCLI(t, p.GRPC, map[string]string{"ATRAX_CA": caFile}, "servers", "start", "cfg").ok(t, "Server cfg: desired state running")
+
+	tlsCLI(t, p.GRPC, nil, "servers", "list").expect(t, 1, "the control plane at "+p.GRPC+" speaks TLS: pass --ca FILE")
+	tlsCLI(t, p.GRPC, nil, "status", "--wait", "--wait-timeout", "30s").expect(t, 1, "speaks TLS: pass --ca FILE")
+	tlsCLI(t, p.GRPC, nil, "servers", "list", "--tls").expect(t, 1, "presented a certificate that the system's CA certificates do not trust", "pass --ca FILE (or set ATRAX_CA)")
+	tlsCLI(t, p.GRPC, map[string]string{"ATRAX_CA": otherFile}, "servers", "list").expect(t, 1, "presented a certificate that ATRAX_CA ("+otherFile+") does not trust")
+	tlsCLI(t, p.GRPC, nil, "servers", "list", "--ca", filepath.Join(dir, "missing.pem")).expect(t, 1, "--ca: cannot read the certificates")
+	// The edge's plain HTTP port speaks no TLS.
+	tlsCLI(t, strings.TrimPrefix(p.HTTP, "http://"), nil, "servers", "list", "--ca", caFile).expect(t, 1, "does not speak TLS", "(then drop --ca)")
+	p.checkLogsFree(t, cliAdminToken)
+}
+
+// TestCLIMutualTLS reaches a control plane that requires client
+// certificates (controlPlane.tls.clientCA), with --cert and --key.
+func TestCLIMutualTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "atrax e2e CLI CA")
+	ca.Server(t, "127.0.0.1").Write(t, dir, "cp")
+	ca.Client(t, "edge").Write(t, dir, "edge")
+	cert, key := ca.Client(t, "operator").Write(t, dir, "operator")
+	caFile := filepath.Join(dir, "ca.pem")
+	tlstest.WriteFile(t, caFile, ca.PEM)
+	cfg := fmt.Sprintf(`{
+		"auth": {"type": "token", "options": {"token": %q}},
+		"controlPlane": {
+			"tls": {"cert": "cp.pem", "key": "cp-key.pem", "clientCA": "ca.pem"},
+			"clientCert": "edge.pem", "clientKey": "edge-key.pem",
+		},
+	}`, cliAdminToken)
+	p := startAtraxIn(t, dir, "serve", cfg, nil)
+
+	tlsCLI(t, p.GRPC, nil, "servers", "list", "--ca", caFile, "--cert", cert, "--key", key).ok(t, "No servers.")
+	tlsCLI(t, p.GRPC, map[string]string{"ATRAX_CA": caFile, "ATRAX_CERT": cert, "ATRAX_KEY": key}, "status").ok(t, "Edge "+p.EdgeID)
+	tlsCLI(t, p.GRPC, nil, "servers", "list", "--ca", caFile).
+		expect(t, 1, "the control plane at "+p.GRPC+" requires a client certificate: pass --cert and --key (or set ATRAX_CERT and ATRAX_KEY)")
+	tlsCLI(t, p.GRPC, nil, "servers", "list").expect(t, 1, "speaks TLS and requires a client certificate")
+	tlsCLI(t, p.GRPC, nil, "servers", "list", "--ca", caFile, "--cert", cert).expect(t, 2, "--cert needs --key")
+	r := tlsCLI(t, p.GRPC, nil, "servers", "list", "--ca", caFile, "--cert", cert, "--key", filepath.Join(dir, "edge-key.pem")).
+		expect(t, 1, "--key: "+filepath.Join(dir, "edge-key.pem")+" is not the private key of --cert")
+	if strings.Contains(r.stderr, "PRIVATE KEY") {
+		t.Errorf("the error shows a key: %s", r.stderr)
 	}
 }
