@@ -10,7 +10,7 @@ BIN       := bin/atrax
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: help build run generate protodeps lint test test-short bench fmt clean breaking fuzz fuzz-short
+.PHONY: help build run generate protodeps lint test test-short bench bench-micro fmt clean breaking fuzz fuzz-short soak
 
 # Fuzz targets, as PACKAGE:TARGET; each seed corpus is committed under the
 # package's testdata/fuzz/TARGET.
@@ -23,8 +23,17 @@ FUZZ_TARGETS := \
 	./internal/config:FuzzExpand \
 	./internal/authn:FuzzVerify \
 	./internal/authn:FuzzMatch
+# Where `make bench` writes its figures (docs/performance.md quotes
+# bench/results/reference.json, a committed copy of one run).
+BENCH_OUT ?= bench/results/latest.json
 # How long `make fuzz` runs each target; `make test` runs each for 2s.
 FUZZTIME ?= 30s
+# `make soak`: how long its clients run, how many run at once, and the
+# bound on the whole run (the settling after the clients takes a minute or
+# two at most). `make test` runs a 20 s soak (TestSoakShort).
+SOAK_DURATION ?= 3m
+SOAK_CLIENTS  ?= 24
+SOAK_TIMEOUT  ?= 30m
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,6 +74,18 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s); a failing input lands 
 
 fuzz-short: ## run each fuzz target for 2s (part of make test)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
+
+soak: ## SOAK_CLIENTS clients for SOAK_DURATION (3m) while servers are killed; then back to the baseline
+	ATRAX_SOAK_DURATION=$(SOAK_DURATION) ATRAX_SOAK_CLIENTS=$(SOAK_CLIENTS) \
+	  $(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./test/e2e
+
+bench: build ## measure Atrax against direct calls (about 8 min on 2 cores): a table, and BENCH_OUT as JSON
+	$(GO) build -o bench/bin/benchserver ./bench/cmd/benchserver
+	$(GO) build -o bench/bin/atraxbench ./bench/cmd/atraxbench
+	./bench/bin/atraxbench -atrax $(BIN) -server bench/bin/benchserver -out $(BENCH_OUT) -profiles bench/results
+
+bench-micro: ## the hot path's Go benchmarks (routing, id remapping, JSON-RPC, tokens), with allocations
+	$(GO) test -run '^$$' -bench . -benchmem ./edge/router ./edge/upstream ./edge/jsonrpc ./internal/authn ./internal/workpool
 
 test-short: ## unit tests only, no processes or npm
 	$(GO) test -short -count=1 ./...

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/atrax-mcp/atrax/edge/console"
 	"github.com/atrax-mcp/atrax/edge/downstream"
 	"github.com/atrax-mcp/atrax/edge/httpauth"
 	"github.com/atrax-mcp/atrax/edge/limits"
@@ -85,6 +86,9 @@ type Options struct {
 	// default, /debug/ is 404 like any unknown path.
 	Development bool
 }
+
+// The router says which server serves what, for the console.
+var _ console.Catalog = (*router.Router)(nil)
 
 // shutdownGrace bounds how long in-flight requests may take at shutdown.
 const shutdownGrace = 10 * time.Second
@@ -165,6 +169,17 @@ func Run(ctx context.Context, opts Options) error {
 	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer upCancel()
 	e.mcpParts(upCtx, opts)
+	if cfg.UI.Enabled {
+		e.console, err = console.New(console.Options{
+			Verifier: e.counted,
+			Catalog:  e.router,
+			Version:  opts.Version,
+			Logger:   log.With("part", "console"),
+		})
+		if err != nil {
+			return err
+		}
+	}
 	e.watcher = watch.New(watch.Options{
 		Client: atraxv1.NewEdgeServiceClient(conn),
 		Token:  token,
@@ -266,6 +281,8 @@ type edgeServer struct {
 	seal     *seal.Ring // keys for the state handed to stateless clients
 	limits   *limits.Limiter
 	debug    bool // serve /debug/* (debug.go)
+	// console is the web console, when ui.enabled.
+	console *console.Console
 	// stopped are the servers the registry says not to run, for reports.
 	stopped atomic.Pointer[[]string]
 }
@@ -356,6 +373,11 @@ func (e *edgeServer) routes(rest http.Handler) http.Handler {
 	}
 	for _, p := range []string{"/status", "/auth", "/auth/", "/servers", "/servers/", "/audit", "/.well-known/jwks.json"} {
 		mux.Handle(p, rest)
+	}
+	// The web console (ui.enabled): pages under /ui/ that call the REST
+	// API and /mcp from the browser with the signed-in token.
+	if e.console != nil {
+		e.console.Register(mux)
 	}
 	mux.Handle("/", httpauth.Require(e.counted, http.NotFoundHandler()))
 	return withRequest(mux)

@@ -79,6 +79,8 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 		Guard: &downstream.Guard{
 			AllowedHosts:   append(allowedHosts(cfg.Host), cfg.HTTP.AllowedHosts...),
 			AllowedOrigins: cfg.HTTP.AllowedOrigins,
+			// The console's pages call /mcp from the edge's own origin.
+			SameOrigin: cfg.UI.Enabled,
 		},
 		Logger: e.log.With("part", "mcp"),
 	})

@@ -335,9 +335,9 @@ func (o *observer) auditToolCall(ctx context.Context, s *session.Session, req *j
 	if o.audit == nil {
 		return
 	}
-	f, _ := jsonrpc.Fields(req.Params)
-	var tool string
-	_ = json.Unmarshal(f["name"], &tool)
+	// Only the name (and the arguments, when asked for) are read: params
+	// are not decoded on the way of every call.
+	tool, _ := jsonrpc.StringField(req.Params, "name")
 	actor := "unknown"
 	if s.Principal != nil {
 		actor = s.Principal.Subject
@@ -373,7 +373,7 @@ func (o *observer) auditToolCall(ctx context.Context, s *session.Session, req *j
 		}
 	}
 	if o.auditArgs {
-		if args, ok := f["arguments"]; ok {
+		if args, ok := jsonrpc.TopField(req.Params, "arguments"); ok {
 			ev.Details["arguments"] = string(args)
 		}
 	}

@@ -21,6 +21,11 @@ type Guard struct {
 	// means loopback origins only. Requests without Origin (non-browser
 	// clients) are always accepted.
 	AllowedOrigins []string
+	// SameOrigin also accepts an Origin naming the request's own host and
+	// port (its Host header), when that host is allowed by name rather
+	// than by "*": a page the edge served itself (the web console) calling
+	// the MCP endpoints. Off, only AllowedOrigins count.
+	SameOrigin bool
 }
 
 var loopbackHosts = []string{"localhost", "127.0.0.1", "::1"}
@@ -55,6 +60,25 @@ func (g *Guard) originAllowed(origin string) bool {
 	return false
 }
 
+// sameOrigin reports whether origin is the origin of a request to host,
+// and host is allowed by name: with "*" any host passes, and a page from
+// a rebound name would be its own origin.
+func (g *Guard) sameOrigin(origin, host string) bool {
+	if !g.SameOrigin {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, host) {
+		return false
+	}
+	byName := *g
+	byName.AllowedHosts = slices.DeleteFunc(slices.Clone(g.AllowedHosts), func(a string) bool { return a == "*" })
+	if len(g.AllowedHosts) > 0 && len(byName.AllowedHosts) == 0 {
+		return false
+	}
+	return byName.hostAllowed(host)
+}
+
 // Wrap checks Host and Origin before next and answers CORS preflights.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +88,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		}
 		origin := r.Header.Get("Origin")
 		if origin != "" {
-			if !g.originAllowed(origin) {
+			if !g.originAllowed(origin) && !g.sameOrigin(origin, r.Host) {
 				writeJSONRPCError(w, http.StatusForbidden, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "origin %q is not allowed (see http.allowedOrigins in the config)", origin))
 				return
 			}

@@ -11,6 +11,7 @@ import (
 
 func TestGuard(t *testing.T) {
 	custom := &downstream.Guard{AllowedHosts: []string{"mcp.example.com", "*.corp.example"}, AllowedOrigins: []string{"https://app.example.com"}}
+	same := &downstream.Guard{AllowedHosts: custom.AllowedHosts, AllowedOrigins: custom.AllowedOrigins, SameOrigin: true}
 	tests := []struct {
 		name       string
 		guard      *downstream.Guard
@@ -36,6 +37,13 @@ func TestGuard(t *testing.T) {
 		{"any origin", &downstream.Guard{AllowedOrigins: []string{"*"}}, "GET", "localhost", "https://x.example", 200, true},
 		{"preflight", custom, "OPTIONS", "mcp.example.com", "https://app.example.com", 204, true},
 		{"preflight of a foreign origin", custom, "OPTIONS", "mcp.example.com", "https://evil.example", 403, false},
+		{"own origin refused by default", custom, "POST", "mcp.example.com", "https://mcp.example.com", 403, false},
+		{"own origin", same, "POST", "mcp.example.com", "https://mcp.example.com", 200, true},
+		{"own origin with a port", same, "POST", "a.corp.example:8443", "https://a.corp.example:8443", 200, true},
+		{"own origin, other port", same, "POST", "mcp.example.com:8443", "https://mcp.example.com", 403, false},
+		{"own origin, listed origin still", same, "POST", "mcp.example.com", "https://app.example.com", 200, true},
+		{"own origin of a wildcard host", &downstream.Guard{AllowedHosts: []string{"*"}, SameOrigin: true}, "POST", "rebound.example", "http://rebound.example", 403, false},
+		{"own loopback origin, custom origins", &downstream.Guard{AllowedOrigins: []string{"https://app.example.com"}, SameOrigin: true}, "POST", "127.0.0.1:4000", "http://127.0.0.1:4000", 200, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

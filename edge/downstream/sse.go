@@ -60,14 +60,11 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if err := st.push("endpoint", []byte(endpoint), false); err != nil {
 		return
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: st}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: st, done: s.Done()}
 	st.attach()
-	ctx, stop := mergeDone(r.Context(), s)
+	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
 	// No goroutine waits for a drain per idle session: one starts when
 	// the drain does.
@@ -166,16 +163,4 @@ func asError(err error) *jsonrpc.Error {
 		return je
 	}
 	return jsonrpc.NewError(jsonrpc.CodeParseError, "%v", err)
-}
-
-// mergeDone returns a context that ends with ctx or when s ends, and the
-// function that releases it. It costs no goroutine: an idle stream holds
-// nothing but its own.
-func mergeDone(ctx context.Context, s *session.Session) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	unregister := context.AfterFunc(s.Context(), cancel)
-	return ctx, func() {
-		unregister()
-		cancel()
-	}
 }

@@ -197,10 +197,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, ps *stream, st
 		_, _ = w.Write(evs[0].data)
 		return
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps}
 	_, _ = sw.pump(r.Context(), 0, h.opts.KeepAlive, nil, false)
@@ -214,10 +211,7 @@ func (h *Handler) listen(ctx context.Context, w http.ResponseWriter, s *session.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	defer context.AfterFunc(h.draining, stop)()
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()

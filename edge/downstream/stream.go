@@ -12,6 +12,21 @@ import (
 	"github.com/atrax-mcp/atrax/edge/jsonrpc"
 )
 
+// Header values of SSE answers, shared (never changed; net/http copies
+// them when it writes the header).
+var (
+	hdrEventStream = []string{"text/event-stream"}
+	hdrNoCache     = []string{"no-cache, no-transform"}
+	hdrNo          = []string{"no"}
+)
+
+// setStreamHeaders sets the headers of an SSE answer.
+func setStreamHeaders(h http.Header) {
+	h["Content-Type"] = hdrEventStream
+	h["Cache-Control"] = hdrNoCache
+	h["X-Accel-Buffering"] = hdrNo
+}
+
 // errSlowClient ends a session whose client does not read its stream.
 var errSlowClient = errors.New("client does not read its stream")
 
@@ -235,6 +250,9 @@ type sseWriter struct {
 	rc      *http.ResponseController
 	withIDs bool
 	s       *stream
+	// done, when set, ends the pump too (the session's end); a nil
+	// channel never does.
+	done <-chan struct{}
 }
 
 func (w *sseWriter) write(e event) error {
@@ -296,6 +314,8 @@ func (w *sseWriter) pump(ctx context.Context, after int, keepAlive time.Duration
 		select {
 		case <-ctx.Done():
 			return after, ctx.Err()
+		case <-w.done:
+			return after, context.Canceled
 		case <-w.s.wake:
 		case <-ticker.C:
 			_ = w.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))

@@ -256,7 +256,9 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msgs []json
 		return
 	}
 	defer releaseCall()
-	st := &sessionState{standalone: newStream(standaloneID, h.opts.StreamLimit), posts: map[string]*stream{}, release: releaseSession}
+	// posts is made by the first POST with calls: an idle session holds
+	// no map for them.
+	st := &sessionState{standalone: newStream(standaloneID, h.opts.StreamLimit), release: releaseSession}
 	s := session.New(session.NewID(h.opts.RouteKey), session.TransportStreamable, p, streamableSink{h: h, st: st})
 	res, jerr := h.opts.Dispatcher.Initialize(s, req.Params)
 	var resp *jsonrpc.Response
@@ -283,6 +285,9 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 	st.mu.Lock()
 	st.seq++
 	ps := newStream(strconv.Itoa(st.seq), h.opts.StreamLimit)
+	if st.posts == nil {
+		st.posts = map[string]*stream{}
+	}
 	st.posts[ps.id] = ps
 	st.mu.Unlock()
 	ids := make([]jsonrpc.ID, len(calls))
@@ -334,6 +339,11 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 	}
 	if onlyResponses && len(evs) > 0 {
 		w.Header()["Content-Type"] = hdrJSON
+		if n := jsonLength(evs, batch); n > 2048 {
+			// Small answers get their length from net/http; a large one
+			// (a list) says it too, instead of coming in chunks.
+			w.Header()["Content-Length"] = []string{strconv.Itoa(n)}
+		}
 		w.WriteHeader(http.StatusOK)
 		if batch {
 			_, _ = w.Write([]byte("["))
@@ -351,10 +361,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 		cancel()
 		return
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps, withIDs: true}
 	_, err := sw.pump(r.Context(), 0, h.opts.KeepAlive, nil, true)
@@ -372,6 +379,18 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 		wg.Wait()
 		cancel()
 	}()
+}
+
+// jsonLength is the length of the JSON answer answer writes for evs.
+func jsonLength(evs []event, batch bool) int {
+	n := len(evs) - 1 // commas
+	if batch {
+		n += 2
+	}
+	for _, e := range evs {
+		n += len(e.data)
+	}
+	return n
 }
 
 // cancelIfAbandoned cancels a POST stream's calls once it has been
@@ -440,14 +459,15 @@ func (h *Handler) streamableGET(w http.ResponseWriter, r *http.Request) {
 	defer target.detach()
 	detach := s.Attach()
 	defer detach()
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	_ = http.NewResponseController(w).Flush()
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: target, withIDs: true}
-	ctx, stop := mergeDone(r.Context(), s)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	// The stream ends with the request or with the session (done): an idle
+	// stream holds no goroutine and nothing registered on the session's
+	// context for that.
+	sw := &sseWriter{w: w, rc: rc, s: target, withIDs: true, done: s.Done()}
+	ctx, stop := context.WithCancel(r.Context())
 	if !isPost {
 		// The standalone stream carries no answer: it ends at a drain.
 		defer context.AfterFunc(h.draining, stop)()

@@ -138,3 +138,49 @@ func sameJSON(a, b json.RawMessage) bool {
 	var x, y any
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }
+
+// FuzzPatch checks the reflection-free object helpers on any input: they
+// never panic, and on a valid object they give valid JSON with the member
+// set as asked and every other member kept.
+func FuzzPatch(f *testing.F) {
+	f.Add([]byte(`{"name":"a__x","arguments":{"q":"}"},"_meta":{"progressToken":1}}`), "name", "x")
+	f.Add([]byte(`{"a\"b":[1,{"c":"d"}],"e":null}`), "e", "")
+	f.Add([]byte(`[1,2]`), "k", "v")
+	f.Fuzz(func(t *testing.T, raw []byte, key, value string) {
+		_, _ = jsonrpc.TopField(raw, key)
+		_, _ = jsonrpc.StringBytes(raw, key)
+		out, ok := jsonrpc.AppendWithString(nil, raw, key, value)
+		var before map[string]any
+		if json.Unmarshal(raw, &before) != nil || before == nil || !ok {
+			return
+		}
+		var after map[string]any
+		if err := json.Unmarshal(out, &after); err != nil {
+			t.Fatalf("AppendWithString(%s) = %s: invalid JSON: %v", raw, out, err)
+		}
+		want := make(map[string]any, len(before)+1)
+		for k, v := range before {
+			want[k] = v
+		}
+		// The key and value as JSON reads them back (invalid UTF-8 becomes
+		// U+FFFD on the way).
+		var v any
+		vb, _ := json.Marshal(value)
+		_ = json.Unmarshal(vb, &v)
+		var k string
+		kb, _ := json.Marshal(key)
+		_ = json.Unmarshal(kb, &k)
+		want[k] = v
+		if !reflect.DeepEqual(want, after) {
+			t.Fatalf("AppendWithString(%s, %q, %q) = %s", raw, key, value, out)
+		}
+		patched, ok := jsonrpc.AppendPatched(nil, raw, []jsonrpc.Member{{Key: key, Value: vb}})
+		if !ok {
+			t.Fatalf("AppendPatched(%s) refused a valid object", raw)
+		}
+		after = nil
+		if err := json.Unmarshal(patched, &after); err != nil || !reflect.DeepEqual(want, after) {
+			t.Fatalf("AppendPatched(%s, %q: %s) = %s (%v)", raw, key, vb, patched, err)
+		}
+	})
+}

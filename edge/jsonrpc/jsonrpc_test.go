@@ -397,3 +397,69 @@ func TestNotification(t *testing.T) {
 		t.Errorf("Notification without params = %+v, %v; want nil params", bare, err)
 	}
 }
+
+func TestAppendPatched(t *testing.T) {
+	tests := []struct {
+		name   string
+		raw    string
+		set    []jsonrpc.Member
+		remove []string
+		want   string
+	}{
+		{"replace in place, keep the rest", `{"a":1,"name":"x","z":{"k":[1]}}`, []jsonrpc.Member{{Key: "name", Value: []byte(`"y"`)}}, nil, `{"a":1,"name":"y","z":{"k":[1]}}`},
+		{"add", `{"a":1}`, []jsonrpc.Member{{Key: "b", Value: []byte(`true`)}}, nil, `{"a":1,"b":true}`},
+		{"remove", `{"a":1,"_meta":{"x":1},"b":2}`, nil, []string{"_meta"}, `{"a":1,"b":2}`},
+		{"remove the only one", `{"_meta":{}}`, nil, []string{"_meta"}, `{}`},
+		{"empty", ``, []jsonrpc.Member{{Key: "k", Value: []byte(`"v"`)}}, nil, `{"k":"v"}`},
+		{"escaped key kept", `{"a\"b":1}`, nil, nil, `{"a\"b":1}`},
+		{"duplicate key set once", `{"n":1,"n":2}`, []jsonrpc.Member{{Key: "n", Value: []byte(`3`)}}, nil, `{"n":3}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := jsonrpc.AppendPatched(nil, []byte(tt.raw), tt.set, tt.remove...)
+			if !ok {
+				t.Fatal("not ok")
+			}
+			if string(got) != tt.want {
+				t.Errorf("AppendPatched = %s, want %s", got, tt.want)
+			}
+			if !json.Valid(got) {
+				t.Errorf("AppendPatched gave invalid JSON %s", got)
+			}
+		})
+	}
+	if _, ok := jsonrpc.AppendPatched(nil, []byte(`[1]`), nil); ok {
+		t.Error("AppendPatched on an array: ok, want not")
+	}
+}
+
+func TestAppendWithString(t *testing.T) {
+	tests := []struct{ raw, key, value, want string }{
+		{`{"name":"a__x","arguments":{"name":"keep"}}`, "name", "x", `{"name":"x","arguments":{"name":"keep"}}`},
+		{` {"a":1} `, "name", "q\"uote", `{"a":1,"name":"q\"uote"}`},
+		{`{}`, "k", "v", `{"k":"v"}`},
+		{``, "k", "v", `{"k":"v"}`},
+	}
+	for _, tt := range tests {
+		got, ok := jsonrpc.AppendWithString(nil, []byte(tt.raw), tt.key, tt.value)
+		if !ok || string(got) != tt.want {
+			t.Errorf("AppendWithString(%s, %q, %q) = %s, %v; want %s", tt.raw, tt.key, tt.value, got, ok, tt.want)
+		}
+	}
+}
+
+func TestTopFieldAndStringBytes(t *testing.T) {
+	raw := []byte(`{"a":{"name":"inner"},"name":"out\u0065r","n":5,"s":"x"}`)
+	if v, ok := jsonrpc.TopField(raw, "a"); !ok || string(v) != `{"name":"inner"}` {
+		t.Errorf("TopField(a) = %s, %v", v, ok)
+	}
+	if v, ok := jsonrpc.StringBytes(raw, "name"); !ok || string(v) != "outer" {
+		t.Errorf("StringBytes(name) = %s, %v; want outer (unescaped, top level only)", v, ok)
+	}
+	if _, ok := jsonrpc.StringBytes(raw, "n"); ok {
+		t.Error("StringBytes of a number: ok")
+	}
+	if _, ok := jsonrpc.TopField([]byte(`[1]`), "a"); ok {
+		t.Error("TopField of an array: ok")
+	}
+}

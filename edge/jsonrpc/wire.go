@@ -557,3 +557,74 @@ func AppendMessage(dst []byte, msg Message) ([]byte, error) {
 	}
 	return append(dst, '}'), nil
 }
+
+// Member is one member of a JSON object: its key and its raw JSON value.
+type Member struct {
+	Key   string
+	Value []byte
+}
+
+// AppendPatched appends to dst the object raw with the members of set put
+// in (replacing a member of the same key where it stood, else added at the
+// end) and the members named in remove left out; every other byte of raw
+// is kept as it was. raw must be a valid JSON object, or empty for none;
+// ok is false when it is not an object.
+func AppendPatched(dst, raw []byte, set []Member, remove ...string) ([]byte, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return dst, false
+	}
+	var done uint64 // set members written, by index (at most 64 are tracked)
+	dst = append(dst, '{')
+	first := true
+	sep := func() {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+	}
+	err := eachMember(raw, func(k, v []byte) error {
+		for _, r := range remove {
+			if string(k) == r {
+				return nil
+			}
+		}
+		for i, m := range set {
+			if string(k) == m.Key {
+				if i < 64 && done&(1<<i) != 0 {
+					return nil // a duplicate key: written once
+				}
+				sep()
+				dst = appendString(dst, m.Key)
+				dst = append(dst, ':')
+				dst = append(dst, m.Value...)
+				if i < 64 {
+					done |= 1 << i
+				}
+				return nil
+			}
+		}
+		sep()
+		dst = append(dst, '"')
+		dst = append(dst, k...)
+		dst = append(dst, `":`...)
+		dst = append(dst, v...)
+		return nil
+	})
+	if err != nil {
+		return dst, false
+	}
+	for i, m := range set {
+		if i < 64 && done&(1<<i) != 0 {
+			continue
+		}
+		sep()
+		dst = appendString(dst, m.Key)
+		dst = append(dst, ':')
+		dst = append(dst, m.Value...)
+	}
+	return append(dst, '}'), true
+}

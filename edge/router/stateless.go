@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -186,44 +187,49 @@ func cacheable(resp *jsonrpc.Response, ttl time.Duration, scope string) *jsonrpc
 	if resp.Error != nil {
 		return resp
 	}
-	f, err := jsonrpc.Fields(resp.Result)
-	if err != nil {
-		return resp
-	}
 	ms := ttl.Milliseconds()
-	if raw, ok := f["ttlMs"]; ok {
+	if raw, ok := jsonrpc.TopField(resp.Result, "ttlMs"); ok {
 		var up int64
 		if json.Unmarshal(raw, &up) == nil && up >= 0 && up < ms {
 			ms = up
 		}
 	}
-	if raw, ok := f["cacheScope"]; ok && string(raw) == `"private"` {
+	if raw, ok := jsonrpc.TopField(resp.Result, "cacheScope"); ok && string(raw) == `"private"` {
 		scope = "private"
 	}
-	f["ttlMs"] = mustJSON(ms)
-	f["cacheScope"] = mustJSON(scope)
-	if _, ok := f["resultType"]; !ok {
-		f["resultType"] = mustJSON(protocol.ResultComplete)
+	set := []jsonrpc.Member{
+		{Key: "ttlMs", Value: strconv.AppendInt(nil, ms, 10)},
+		{Key: "cacheScope", Value: mustJSON(scope)},
 	}
-	resp.Result = mustJSON(f)
+	if _, ok := jsonrpc.TopField(resp.Result, "resultType"); !ok {
+		set = append(set, jsonrpc.Member{Key: "resultType", Value: resultComplete})
+	}
+	// The result is rewritten without being decoded: a merged list stays
+	// a copy of bytes.
+	if out, ok := jsonrpc.AppendPatched(make([]byte, 0, len(resp.Result)+64), resp.Result, set); ok {
+		resp.Result = out
+	}
 	return resp
 }
+
+// resultComplete is the JSON of resultType "complete".
+var resultComplete = json.RawMessage(`"` + protocol.ResultComplete + `"`)
 
 // complete marks a successful result as complete unless it says otherwise.
 func complete(resp *jsonrpc.Response) *jsonrpc.Response {
 	if resp.Error != nil || len(resp.Result) == 0 {
 		return resp
 	}
-	if _, ok := jsonrpc.Meta(resp.Result)["resultType"]; ok {
+	if _, ok := jsonrpc.TopField(resp.Result, "resultType"); ok {
 		return resp
 	}
-	f, err := jsonrpc.Fields(resp.Result)
-	if err != nil {
-		return resp
+	if meta, ok := jsonrpc.TopField(resp.Result, "_meta"); ok && len(meta) > 0 && meta[0] == '{' {
+		if _, ok := jsonrpc.TopField(meta, "resultType"); ok {
+			return resp
+		}
 	}
-	if _, ok := f["resultType"]; !ok {
-		f["resultType"] = mustJSON(protocol.ResultComplete)
-		resp.Result = mustJSON(f)
+	if out, ok := jsonrpc.AppendPatched(make([]byte, 0, len(resp.Result)+32), resp.Result, []jsonrpc.Member{{Key: "resultType", Value: resultComplete}}); ok {
+		resp.Result = out
 	}
 	return resp
 }
@@ -233,6 +239,16 @@ func complete(resp *jsonrpc.Response) *jsonrpc.Response {
 // server's own input_required flow; a new call runs as a held call, so
 // that a session-era server may ask the client for input mid-call.
 func (r *Router) bridged(ctx context.Context, s *session.Session, srv Server, req *jsonrpc.Request, origName string) *jsonrpc.Response {
+	if !bytes.Contains(req.Params, []byte(`"requestState"`)) && !bytes.Contains(req.Params, []byte(`"inputResponses"`)) {
+		// A new call, as almost every call is: its params are rewritten in
+		// place, without decoding them, and its request key is made only
+		// if the call comes to need the client.
+		params, ok := bridgeParams(req.Params, origName)
+		if !ok {
+			return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params: must be an object"))
+		}
+		return r.hold(ctx, s, srv, req, "", params)
+	}
 	f, err := jsonrpc.Fields(req.Params)
 	if err != nil {
 		return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "invalid params: must be an object"))
@@ -313,7 +329,37 @@ func (r *Router) bridged(ctx context.Context, s *session.Session, srv Server, re
 		// Input answers without state belong to nothing the edge holds.
 		delete(f, "inputResponses")
 	}
-	params := mustJSON(f)
+	return r.hold(ctx, s, srv, req, key, mustJSON(f))
+}
+
+// bridgeParams returns the params of a new call for the server: its own
+// name for the item, the client's revision out of _meta; everything else
+// as it was.
+func bridgeParams(raw json.RawMessage, origName string) (json.RawMessage, bool) {
+	var set []jsonrpc.Member
+	remove := []string{"inputResponses"}
+	if origName != "" {
+		name, _ := json.Marshal(origName)
+		set = append(set, jsonrpc.Member{Key: "name", Value: name})
+	}
+	if meta, ok := jsonrpc.TopField(raw, "_meta"); ok && len(meta) > 0 && meta[0] == '{' {
+		m, ok := jsonrpc.AppendPatched(nil, meta, nil, requestMeta...)
+		switch {
+		case !ok:
+		case string(m) == "{}":
+			remove = append(remove, "_meta")
+		default:
+			set = append(set, jsonrpc.Member{Key: "_meta", Value: m})
+		}
+	}
+	out, ok := jsonrpc.AppendPatched(make([]byte, 0, len(raw)+len(origName)+16), raw, set, remove...)
+	return out, ok
+}
+
+// hold makes the call a held one (so that a session-era server may ask the
+// client for input mid-call) and answers the client's current request.
+// key is the request's key, "" to make it when needed.
+func (r *Router) hold(ctx context.Context, s *session.Session, srv Server, req *jsonrpc.Request, key string, params json.RawMessage) *jsonrpc.Response {
 	caps := s.RawCapabilities()
 	ttl := r.opts.HeldTTL
 	if ttl <= 0 {
@@ -376,6 +422,9 @@ func (r *Router) awaitHeld(ctx context.Context, s *session.Session, req *jsonrpc
 		h.Cancel()
 		return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeRequestCancelled, "request cancelled"))
 	case bridge.NeedsInput:
+		if key == "" {
+			key = bridge.RequestKey(req.Method, req.Params)
+		}
 		inputs := map[string]any{}
 		for _, in := range h.Inputs() {
 			inputs[in.Key] = map[string]any{"method": in.Method, "params": in.Params}
@@ -406,13 +455,13 @@ func (r *Router) awaitHeld(ctx context.Context, s *session.Session, req *jsonrpc
 		return jsonrpc.ErrorResponse(req.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "server %s: %v", srv.Name(), err))
 	}
 	resp.ID = req.ID
-	return r.wrapUpstreamState(resp, srv, key, subject)
+	return r.wrapUpstreamState(resp, srv, req, key, subject)
 }
 
 // wrapUpstreamState seals a stateless server's own input_required state,
 // binding it to the principal and the request, so that a retry through any
 // edge reaches the same server with the state it issued.
-func (r *Router) wrapUpstreamState(resp *jsonrpc.Response, srv Server, key, subject string) *jsonrpc.Response {
+func (r *Router) wrapUpstreamState(resp *jsonrpc.Response, srv Server, req *jsonrpc.Request, key, subject string) *jsonrpc.Response {
 	if resp.Error != nil {
 		return resp
 	}
@@ -424,6 +473,10 @@ func (r *Router) wrapUpstreamState(resp *jsonrpc.Response, srv Server, key, subj
 		return complete(resp)
 	}
 	f["resultType"] = mustJSON(protocol.ResultInputRequired)
+	if key == "" {
+		// Made only now: most calls never need the client.
+		key = bridge.RequestKey(req.Method, req.Params)
+	}
 	var upstream string
 	_ = json.Unmarshal(f["requestState"], &upstream)
 	ttl := r.opts.HeldTTL

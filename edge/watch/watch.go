@@ -33,6 +33,15 @@ const (
 // beyond it the oldest are dropped and the loss is logged.
 const maxPendingAudit = 10000
 
+// Audit events wait up to auditDelay for more before they are sent, unless
+// auditBatch of them are pending: a busy edge sends one message, and the
+// control plane writes one transaction, per batch instead of per tool call
+// (a write to the store is a sync to disk).
+const (
+	auditDelay = 50 * time.Millisecond
+	auditBatch = 512
+)
+
 // Options configure a Watcher.
 type Options struct {
 	// Client is the EdgeService client over the control plane connection.
@@ -154,6 +163,13 @@ func (w *Watcher) stream(ctx context.Context) error {
 	}()
 	// The first snapshot proves the stream is accepted (the control plane
 	// checks the token before it sends anything).
+	var batch *time.Timer
+	var batchDue <-chan time.Time
+	defer func() {
+		if batch != nil {
+			batch.Stop()
+		}
+	}()
 	for {
 		select {
 		case err := <-recvErr:
@@ -161,11 +177,36 @@ func (w *Watcher) stream(ctx context.Context) error {
 		case <-ctx.Done():
 			return <-recvErr
 		case <-w.wake:
+			if !w.urgent() {
+				// Only audit events: let a few more join them.
+				if batchDue == nil {
+					if batch == nil {
+						batch = time.NewTimer(auditDelay)
+					} else {
+						batch.Reset(auditDelay)
+					}
+					batchDue = batch.C
+				}
+				continue
+			}
+			if err := w.flush(s); err != nil {
+				return err
+			}
+		case <-batchDue:
+			batchDue = nil
 			if err := w.flush(s); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// urgent reports whether what is pending must go at once: a report, or a
+// full batch of audit events.
+func (w *Watcher) urgent() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.report != nil || len(w.audit) >= auditBatch || !w.connected.Load()
 }
 
 func (w *Watcher) receive(s atraxv1.EdgeService_SyncClient) error {

@@ -70,6 +70,7 @@ func TestWalls(t *testing.T) {
 		{"internal/tlsconf", []string{"edge", "controlplane", "gen", "google.golang.org/grpc"}, true, "TLS configs come from the config file alone"},
 		{"internal/cli", []string{"edge", "controlplane"}, true, "the CLI speaks to the control plane through the API only"},
 		{"internal/connect", []string{"edge", "controlplane", "gen", "internal/authn", "internal/config"}, true, "the stdio bridge is a plain MCP client"},
+		{"edge/console", []string{"controlplane", "gen", "google.golang.org/grpc", "internal/config", "edge/router", "edge/upstream", "edge/downstream", "edge/session", "edge/restgw", "edge/watch"}, true, "the console is pages and a script over the gateway's public API: it knows no control plane, routing or transport"},
 	}
 	for _, r := range rules {
 		src := direct

@@ -62,6 +62,8 @@ type Config struct {
 	Limits Limits
 	// TLS, when set, makes the edge's public listener serve HTTPS only.
 	TLS *TLS
+	// UI says whether the edge serves the web console under /ui/.
+	UI UI
 	// Servers are the mcpServers entries in file order (the order conflict
 	// strategies use). Their strings are kept as written, ${VAR} unexpanded:
 	// the edge expands them from its own environment when it starts a server.

@@ -133,6 +133,8 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			c.Limits = d.limits(m.path, m.val, c.Limits)
 		case "tls":
 			c.TLS = d.tls(m.path, m.val, false)
+		case "ui":
+			c.UI = d.ui(m.path, m.val)
 		default:
 			d.unknown(m)
 		}

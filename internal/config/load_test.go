@@ -334,6 +334,12 @@ func TestParseAccepts(t *testing.T) {
 			func(c *config.Config) any { return c.ControlPlane.MetricsAddress }, ""},
 		{"audit tool arguments", `{"auth": {"type": "none"}, "audit": {"toolArguments": true}}`, nil,
 			func(c *config.Config) any { return c.Audit.ToolArguments }, true},
+		{"ui off by default", `{"auth": {"type": "none"}}`, nil,
+			func(c *config.Config) any { return c.UI.Enabled }, false},
+		{"ui enabled", `{"auth": {"type": "none"}, "ui": {"enabled": true}}`, nil,
+			func(c *config.Config) any { return c.UI.Enabled }, true},
+		{"ui empty object", `{"auth": {"type": "none"}, "ui": {}}`, nil,
+			func(c *config.Config) any { return c.UI.Enabled }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -509,6 +515,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{`audit.arguments: unknown key`}},
 		{"audit toolArguments not a boolean", `{"audit": {"toolArguments": "yes"}, ` + none + `}`, nil,
 			[]string{`audit.toolArguments: must be a boolean, not a string`}},
+		{"ui not an object", `{"ui": true, ` + none + `}`, nil,
+			[]string{`ui: must be an object, not a boolean`}},
+		{"ui unknown key", `{"ui": {"enable": true}, ` + none + `}`, nil,
+			[]string{`ui.enable: unknown key`}},
+		{"ui enabled not a boolean", `{"ui": {"enabled": "yes"}, ` + none + `}`, nil,
+			[]string{`ui.enabled: must be a boolean, not a string`}},
+		{"ui enabled from a variable", `{"ui": {"enabled": "${UI}"}, ` + none + `}`, nil,
+			[]string{`ui.enabled: must be a boolean, not a string`}},
 
 		// limits, http timeouts and tls.
 		{"limits negative", `{"limits": {"maxInFlightPerToken": -1}, ` + none + `}`, nil,

@@ -41,8 +41,9 @@ var (
 func fixture(t testing.TB, name string) string {
 	t.Helper()
 	fixturesOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "atrax-e2e-fixtures-")
-		if err != nil {
+		// Beside the atrax binary, in the directory TestMain removes.
+		dir := filepath.Join(filepath.Dir(atraxBin), "fixtures")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fixturesErr = err
 			return
 		}
@@ -188,7 +189,7 @@ type procReading struct {
 	Threads    int
 	FDs        int
 	Children   int // live descendant processes
-	Goroutines int // from the pprof endpoint; -1 without one
+	Goroutines int // from /debug/pprof; -1 without it
 }
 
 func (r procReading) String() string {
@@ -257,65 +258,90 @@ func descendants(pid int) []int {
 	return out
 }
 
-// pprofAddr returns the address of the edge's profile endpoint when the
-// process serves one (ATRAX_PPROF; see pprofEnv), "" otherwise.
-func (p *proc) pprofAddr() string {
-	for _, m := range p.Logs() {
-		if m["msg"] == "pprof serving" {
-			return str(m["address"])
-		}
-	}
-	return ""
-}
-
-// pprofEnv asks an edge to serve profiles on a loopback port of its
-// choosing, where goroutines can be counted; an edge that does not know
-// the variable ignores it, and the tests then count threads.
-func pprofEnv(env map[string]string) map[string]string {
+// debugEnv puts an edge in development mode (ATRAX_ENV=development): on
+// its loopback listener it then serves /debug/*, whose goroutine profile
+// the tests read. An edge without it has the tests count threads instead.
+func debugEnv(env map[string]string) map[string]string {
 	if env == nil {
 		env = map[string]string{}
 	}
-	env["ATRAX_PPROF"] = "127.0.0.1:0"
+	env["ATRAX_ENV"] = "development"
 	return env
 }
 
-// goroutines returns how many goroutines the edge runs, from its profile
-// endpoint.
+// goroutineProfile returns the edge's goroutine profile (debug=1) from
+// /debug/pprof, read with the admin token (adminToken).
+func (p *proc) goroutineProfile() (io.ReadCloser, error) {
+	if p.HTTP == "" {
+		return nil, errors.New("no edge")
+	}
+	req, err := http.NewRequest("GET", p.HTTP+"/debug/pprof/goroutine?debug=1", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET /debug/pprof/goroutine: HTTP %d", resp.StatusCode)
+	}
+	return resp.Body, nil
+}
+
+// goroutines returns how many goroutines the edge runs, from its
+// /debug/pprof goroutine profile, leaving out those parked idle in a pool of reusable goroutines
+// (internal/workpool), which end on their own after a while.
 func (p *proc) goroutines() (int, error) {
-	addr := p.pprofAddr()
-	if addr == "" {
-		return 0, errors.New("no profile endpoint")
-	}
-	resp, err := httpClient.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	body, err := p.goroutineProfile()
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil {
-		return 0, err
+	defer body.Close()
+	sc := bufio.NewScanner(body)
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() {
+		return 0, fmt.Errorf("empty goroutine profile: %v", sc.Err())
 	}
-	// "goroutine profile: total 42"
-	f := strings.Fields(line)
+	// "goroutine profile: total 42", then groups: "N @ pc...", then
+	// "#\tpc\tfunction+off\tfile:line" frames, innermost first.
+	f := strings.Fields(sc.Text())
 	if len(f) == 0 {
-		return 0, fmt.Errorf("goroutine profile starts %q", line)
+		return 0, fmt.Errorf("goroutine profile starts %q", sc.Text())
 	}
-	return strconv.Atoi(f[len(f)-1])
+	total, err := strconv.Atoi(f[len(f)-1])
+	if err != nil {
+		return 0, err
+	}
+	group, first := 0, false
+	for sc.Scan() {
+		line := sc.Text()
+		if n, _, ok := strings.Cut(line, " @ "); ok {
+			group, _ = strconv.Atoi(n)
+			first = true
+			continue
+		}
+		if first && strings.HasPrefix(line, "#") {
+			first = false
+			if strings.Contains(line, "/internal/workpool.(*Pool).run") {
+				total -= group
+			}
+		}
+	}
+	return total, sc.Err()
 }
 
 // goroutineDump returns the edge's goroutines, grouped, for a failure
 // message.
 func (p *proc) goroutineDump() string {
-	addr := p.pprofAddr()
-	if addr == "" {
-		return "(no profile endpoint)"
-	}
-	resp, err := httpClient.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	body, err := p.goroutineProfile()
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<10))
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 256<<10))
 	return string(b)
 }
 

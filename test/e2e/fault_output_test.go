@@ -455,3 +455,41 @@ func TestFaultStalledReader(t *testing.T) {
 	})
 	p.alive(t)
 }
+
+// TestFaultFloodedCallKeepsItsAnswer: a client that reads its POST stream
+// as fast as it can, while the server floods the call with progress
+// notifications, gets the call's answer (or an error) at the end of the
+// stream, never a stream that ends without one.
+func TestFaultFloodedCallKeepsItsAnswer(t *testing.T) {
+	t.Skip("bug: a streamable POST stream whose backlog passes its cap (1024 events, edge/downstream " +
+		"stream.pushLocked) is closed with errSlowClient even while the client reads it, and the call's " +
+		"answer, pushed later, is lost: the client sees its SSE response end without an answer. Progress " +
+		"and log notifications could give way instead (the answer never), now that a stalled reader is " +
+		"caught by the stream's write timeout")
+	t.Parallel()
+	servers := `"flood": ` + fixtureDef(t, "flood", []string{"-name", "flood"}, map[string]any{"timeout": "10m"})
+	p := startAtrax(t, "serve", faultConfig(servers, ""), nil)
+	waitUpstreams(t, p, "flood")
+	wc := newWireClient(p.HTTP, adminToken)
+	defer wc.close()
+	ctx := ctxFor(t, 2*time.Minute)
+	s, err := wc.open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		params := map[string]any{"name": "flood__flood", "arguments": map[string]any{"count": 50000, "bytes": 200},
+			"_meta": map[string]any{"progressToken": fmt.Sprint("p", i)}}
+		r, err := s.call(ctx, "tools/call", params)
+		switch {
+		case err != nil:
+			t.Errorf("call %d: %v", i, err)
+		case r.Error != nil:
+			t.Logf("call %d: an error, fine: %+v", i, r.Error)
+		case r.text() != "flooded":
+			t.Errorf("call %d: %q", i, r.text())
+		default:
+			t.Logf("call %d: answered after %d notifications", i, len(r.Notifications))
+		}
+	}
+}

@@ -233,7 +233,7 @@ func TestFaultNeverAnswers(t *testing.T) {
 	dir := t.TempDir()
 	cancelled := filepath.Join(dir, "cancelled")
 	servers := `"silent": ` + fixtureDef(t, "silent", []string{"-name", "silent", "-cancelled", cancelled}, map[string]any{"timeout": "2s"})
-	p := startAtrax(t, "serve", faultConfig(servers, ""), pprofEnv(nil))
+	p := startAtrax(t, "serve", faultConfig(servers, ""), debugEnv(nil))
 	waitUpstreams(t, p, "silent")
 	wc := newWireClient(p.HTTP, adminToken)
 	defer wc.close()
@@ -337,6 +337,9 @@ func checkBaseline(t testing.TB, p *proc, base procReading, wait time.Duration) 
 		if os.Getenv("ATRAX_E2E_TRACE") != "" && time.Since(last) > 2*time.Second {
 			t.Logf("waiting for the baseline: %v", now)
 			last = time.Now()
+			if os.Getenv("ATRAX_E2E_TRACE") == "dump" {
+				t.Logf("%s", p.goroutineDump())
+			}
 		}
 		return near(now, base)
 	})

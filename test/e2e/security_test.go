@@ -148,7 +148,9 @@ func TestSecurityMCPTokens(t *testing.T) {
 	}
 	good := m.sign(key.Private, key.ID, m.claims("atrax", "atrax", now, time.Hour))
 	// The edge learns of the revocation through its Sync stream.
-	if !poll(pollTimeout, func() bool { return httpDo(t, "GET", p.HTTP+"/nope", revoked.AccessToken, "").Status == http.StatusUnauthorized }) {
+	if !poll(pollTimeout, func() bool {
+		return httpDo(t, "GET", p.HTTP+"/nope", revoked.AccessToken, "").Status == http.StatusUnauthorized
+	}) {
 		t.Fatalf("the edge never learned of the revocation")
 	}
 	endpoints := mcpEndpoints(t, p.HTTP, good)
@@ -252,7 +254,9 @@ func TestSecurityRevokedOpenSession(t *testing.T) {
 	}
 
 	mustStatus(t, http.StatusOK, "POST", p.HTTP+"/auth/revoke", adminToken, `{"jti": "`+victim.Jti+`"}`)
-	if !poll(pollTimeout, func() bool { return httpDo(t, "GET", p.HTTP+"/nope", victim.AccessToken, "").Status == http.StatusUnauthorized }) {
+	if !poll(pollTimeout, func() bool {
+		return httpDo(t, "GET", p.HTTP+"/nope", victim.AccessToken, "").Status == http.StatusUnauthorized
+	}) {
 		t.Fatalf("the edge never learned of the revocation")
 	}
 
@@ -579,7 +583,8 @@ func (h *headerRecorder) all() string {
 // it reads: neither ever sees a client's token (the remote one gets the
 // credential of its own config, X-Upstream-Key), the stdio child's
 // environment holds none of the gateway's secrets, and no token reaches
-// the gateway's log (at debug level), /status or an error message.
+// the gateway's log (at debug level), /status, /metrics or an error
+// message.
 func TestSecurityTokenStaysHome(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -624,9 +629,15 @@ func TestSecurityTokenStaysHome(t *testing.T) {
 		defer l.close()
 		for _, tool := range []string{"remote__echo", "local__echo"} {
 			for name, call := range map[string]func() (*rpcReply, error){
-				"streamable": func() (*rpcReply, error) { return s.call(ctx, "tools/call", toolCall(tool, map[string]any{"message": "hi"})) },
-				"legacy":     func() (*rpcReply, error) { return l.call(ctx, "tools/call", toolCall(tool, map[string]any{"message": "hi"})) },
-				"stateless":  func() (*rpcReply, error) { return wc.stateless(ctx, "tools/call", toolCall(tool, map[string]any{"message": "hi"})) },
+				"streamable": func() (*rpcReply, error) {
+					return s.call(ctx, "tools/call", toolCall(tool, map[string]any{"message": "hi"}))
+				},
+				"legacy": func() (*rpcReply, error) {
+					return l.call(ctx, "tools/call", toolCall(tool, map[string]any{"message": "hi"}))
+				},
+				"stateless": func() (*rpcReply, error) {
+					return wc.stateless(ctx, "tools/call", toolCall(tool, map[string]any{"message": "hi"}))
+				},
 			} {
 				r, err := call()
 				if err != nil || r.Error != nil || !strings.HasSuffix(r.text(), ": hi") {
@@ -691,10 +702,15 @@ func TestSecurityTokenStaysHome(t *testing.T) {
 			t.Errorf("the stdio server inherited %s from the gateway", strings.TrimSuffix(name, "="))
 		}
 	}
-	status := string(httpDo(t, "GET", p.HTTP+"/status", "", "").Body)
-	for _, secret := range []string{clientToken, queryToken, upstreamKey, invalidToken} {
-		if strings.Contains(status, secret) {
-			t.Errorf("/status shows a secret (%.12s...)", secret)
+	for _, path := range []string{"/status", "/metrics"} {
+		r := httpDo(t, "GET", p.HTTP+path, clientToken, "")
+		if r.Status != http.StatusOK {
+			t.Errorf("GET %s: HTTP %d", path, r.Status)
+		}
+		for _, secret := range []string{clientToken, queryToken, upstreamKey, invalidToken} {
+			if strings.Contains(string(r.Body), secret) {
+				t.Errorf("%s shows a secret (%.12s...)", path, secret)
+			}
 		}
 	}
 	p.checkLogsFree(t, clientToken, queryToken, upstreamKey, invalidToken, canary)

@@ -127,7 +127,7 @@ func soak(t *testing.T, duration time.Duration, clients int) {
 	// Clients that go away without a word leave sessions behind; they end
 	// after 5 s idle, so that the edge can be back at its baseline soon.
 	cfg := faultConfig(servers, `"http": {"sessionIdleTimeout": "5s"}`)
-	p := startAtrax(t, "serve", cfg, pprofEnv(nil))
+	p := startAtrax(t, "serve", cfg, debugEnv(nil))
 	waitUpstreams(t, p, upstreams...)
 	wc := newWireClient(p.HTTP, adminToken)
 	defer wc.close()
@@ -262,7 +262,9 @@ func soakSession(ctx context.Context, wc *wireClient, kind string, st *soakStats
 		call = func(ctx context.Context, m string, p map[string]any) (*rpcReply, error) { return l.call(ctx, m, p) }
 		end = func(bool) { l.close() }
 	default:
-		call = func(ctx context.Context, m string, p map[string]any) (*rpcReply, error) { return wc.stateless(ctx, m, p) }
+		call = func(ctx context.Context, m string, p map[string]any) (*rpcReply, error) {
+			return wc.stateless(ctx, m, p)
+		}
 		end = func(bool) {}
 	}
 
