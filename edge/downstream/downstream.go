@@ -69,8 +69,12 @@ type Options struct {
 	MaxBody int64
 	// KeepAlive is the interval of keep-alive comments on idle streams.
 	KeepAlive time.Duration
-	// StreamLimit bounds the events held for one stream.
+	// StreamLimit bounds the events held for one stream; beyond it the
+	// oldest notifications give way.
 	StreamLimit int
+	// StreamWriteTimeout bounds one write to an SSE stream: a client that
+	// stops reading is dropped after it (DefaultStreamWriteTimeout when 0).
+	StreamWriteTimeout time.Duration
 	// ResumeGrace is how long the calls of a POST whose connection broke go
 	// on, waiting for the client to resume the stream (DefaultResumeGrace
 	// when 0).

@@ -23,6 +23,9 @@ func (l legacySink) Send(_ context.Context, msg jsonrpc.Message) error {
 		return err
 	}
 	_, isResp := msg.(*jsonrpc.Response)
+	if n, ok := msg.(*jsonrpc.Request); ok && !n.IsCall() {
+		return l.s.pushNote("message", data)
+	}
 	return l.s.push("message", data, isResp)
 }
 
@@ -62,7 +65,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: st, done: s.Done()}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: st, done: s.Done(), timeout: h.opts.StreamWriteTimeout}
 	st.attach()
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
@@ -70,7 +73,7 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	// the drain does.
 	defer context.AfterFunc(h.draining, func() { h.endWhenDrained(ctx, stop, ss) })()
 	_, err = sw.pump(ctx, 0, h.opts.KeepAlive, nil, false)
-	if err == errSlowClient {
+	if stalled(err) {
 		h.log.WarnContext(r.Context(), "legacy SSE client dropped: it stopped reading its stream", "session", s.ID)
 	}
 }

@@ -199,7 +199,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, ps *stream, st
 	}
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps, timeout: h.opts.StreamWriteTimeout}
 	_, _ = sw.pump(r.Context(), 0, h.opts.KeepAlive, nil, false)
 }
 
@@ -224,9 +224,9 @@ func (h *Handler) listen(ctx context.Context, w http.ResponseWriter, s *session.
 		resp.ID = req.ID
 		_, _ = ps.answer(resp)
 	}()
-	sw := &sseWriter{w: w, rc: rc, s: ps}
+	sw := &sseWriter{w: w, rc: rc, s: ps, timeout: h.opts.StreamWriteTimeout}
 	_, err := sw.pump(ctx, 0, h.opts.KeepAlive, nil, false)
-	if err == errSlowClient {
+	if stalled(err) {
 		h.log.WarnContext(ctx, "listen stream dropped: the client stopped reading it")
 	}
 	// The client closed the stream (or the edge stops): end the listener.
@@ -243,6 +243,9 @@ func (k statelessSink) Send(_ context.Context, msg jsonrpc.Message) error {
 	data, err := jsonrpc.Encode(msg)
 	if err != nil {
 		return err
+	}
+	if n, ok := msg.(*jsonrpc.Request); ok && !n.IsCall() {
+		return k.s.pushNote("", data)
 	}
 	return k.s.push("", data, false)
 }

@@ -3,8 +3,10 @@ package downstream
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +38,9 @@ type event struct {
 	name string // "" for "message"
 	data []byte
 	resp bool // a response to a client request
+	// note marks a notification (progress, a log message): under pressure
+	// it gives way, where an answer or a request never does.
+	note bool
 }
 
 // stream is one logical SSE stream of a session: the legacy GET stream,
@@ -56,31 +61,60 @@ type stream struct {
 	closed   bool
 	err      error
 	waiting  map[any]bool // request ids whose responses are still due
+	dropped  int          // notifications that gave way
 }
 
 func newStream(id string, limit int) *stream {
 	return &stream{id: id, limit: limit, wake: make(chan struct{}, 1), next: 1}
 }
 
-// push appends an event. When more than limit events wait unread, the
-// stream fails with errSlowClient.
+// push appends an event. Beyond limit events held, the oldest
+// notifications give way (a server flooding progress must not cost the
+// client its answer); only a backlog of answers and requests beyond limit
+// fails the stream with errSlowClient. A reader that stops reading is
+// caught by the write deadline, not here.
 func (s *stream) push(name string, data []byte, resp bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pushLocked(name, data, resp)
+	return s.pushLocked(name, data, resp, false)
 }
 
-func (s *stream) pushLocked(name string, data []byte, resp bool) error {
+// pushNote appends a notification, which may give way under pressure.
+func (s *stream) pushNote(name string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushLocked(name, data, false, true)
+}
+
+func (s *stream) pushLocked(name string, data []byte, resp, note bool) error {
 	if s.closed {
 		return s.errLocked()
 	}
-	s.events = append(s.events, event{seq: s.next, name: name, data: data, resp: resp})
+	s.events = append(s.events, event{seq: s.next, name: name, data: data, resp: resp, note: note})
 	s.next++
+	if len(s.events) > s.limit {
+		s.dropNotesLocked(len(s.events) - s.limit/2)
+	}
 	if len(s.events) > s.limit {
 		s.closed, s.err = true, errSlowClient
 	}
 	s.signal()
 	return nil
+}
+
+// dropNotesLocked drops up to n of the oldest notifications.
+func (s *stream) dropNotesLocked(n int) {
+	kept := s.events[:0]
+	for _, e := range s.events {
+		if n > 0 && e.note {
+			n--
+			s.dropped++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(s.events[len(kept):])
+	s.events = kept
 }
 
 // pushOrTrim appends an event to a stream that may have no reader (the
@@ -95,7 +129,7 @@ func (s *stream) pushOrTrim(data []byte) (trimmed bool, err error) {
 		s.events = s.events[len(s.events)/2:]
 		trimmed = true
 	}
-	return trimmed, s.pushLocked("", data, false)
+	return trimmed, s.pushLocked("", data, false, isNote(data))
 }
 
 func (s *stream) errLocked() error {
@@ -131,7 +165,7 @@ func (s *stream) answer(r *jsonrpc.Response) (complete bool, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.pushLocked("", data, true); err != nil {
+	if err := s.pushLocked("", data, true, false); err != nil {
 		return false, err
 	}
 	delete(s.waiting, jsonrpc.IDKey(r.ID))
@@ -253,6 +287,8 @@ type sseWriter struct {
 	// done, when set, ends the pump too (the session's end); a nil
 	// channel never does.
 	done <-chan struct{}
+	// timeout bounds each write (DefaultStreamWriteTimeout when 0).
+	timeout time.Duration
 }
 
 func (w *sseWriter) write(e event) error {
@@ -274,12 +310,19 @@ func (w *sseWriter) write(e event) error {
 	return err
 }
 
-// streamWriteTimeout bounds one write to an SSE stream. A client that
-// takes longer than this to take a few kilobytes has stopped reading: the
-// write fails and the client is dropped. Without it a write to a
+// DefaultStreamWriteTimeout bounds one write to an SSE stream. A client
+// that takes longer than this to take a few kilobytes has stopped reading:
+// the write fails and the client is dropped. Without it a write to a
 // connection whose peer reads nothing blocks once the socket buffers are
-// full, forever, and the stream's cap is never looked at again.
-const streamWriteTimeout = 10 * time.Second
+// full, forever.
+const DefaultStreamWriteTimeout = 10 * time.Second
+
+func (w *sseWriter) writeTimeout() time.Duration {
+	if w.timeout > 0 {
+		return w.timeout
+	}
+	return DefaultStreamWriteTimeout
+}
 
 // pump writes the stream's events after seq until the stream is complete
 // or closed, ctx ends, or writing fails, sending a keep-alive comment when
@@ -290,7 +333,7 @@ func (w *sseWriter) pump(ctx context.Context, after int, keepAlive time.Duration
 	for {
 		evs, closed, err := w.s.take(after)
 		if len(evs) > 0 {
-			_ = w.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			_ = w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout()))
 		}
 		for _, e := range evs {
 			if werr := w.write(e); werr != nil {
@@ -318,7 +361,7 @@ func (w *sseWriter) pump(ctx context.Context, after int, keepAlive time.Duration
 			return after, context.Canceled
 		case <-w.s.wake:
 		case <-ticker.C:
-			_ = w.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			_ = w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout()))
 			if _, err := w.w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return after, w.failure(err)
 			}
@@ -340,4 +383,20 @@ func (w *sseWriter) failure(err error) error {
 		return errSlowClient
 	}
 	return err
+}
+
+// isNote reports whether an encoded message is a notification: a method
+// and no id.
+func isNote(data []byte) bool {
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	return json.Unmarshal(data, &m) == nil && m.Method != "" && len(m.ID) == 0
+}
+
+// stalled reports whether a stream ended because its client stopped
+// reading: a write that timed out, or a backlog of what may not be dropped.
+func stalled(err error) bool {
+	return errors.Is(err, errSlowClient) || errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -51,6 +51,9 @@ func (k streamableSink) Send(ctx context.Context, msg jsonrpc.Message) error {
 		}
 		k.st.mu.Unlock()
 		if target != nil {
+			if n, ok := msg.(*jsonrpc.Request); ok && !n.IsCall() {
+				return target.pushNote("", data)
+			}
 			return target.push("", data, false)
 		}
 	}
@@ -363,7 +366,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, s *session.Sess
 	}
 	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps, withIDs: true}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), s: ps, withIDs: true, timeout: h.opts.StreamWriteTimeout}
 	_, err := sw.pump(r.Context(), 0, h.opts.KeepAlive, nil, true)
 	if err == nil || ps.complete() {
 		h.forgetPost(st, ps)
@@ -466,7 +469,7 @@ func (h *Handler) streamableGET(w http.ResponseWriter, r *http.Request) {
 	// The stream ends with the request or with the session (done): an idle
 	// stream holds no goroutine and nothing registered on the session's
 	// context for that.
-	sw := &sseWriter{w: w, rc: rc, s: target, withIDs: true, done: s.Done()}
+	sw := &sseWriter{w: w, rc: rc, s: target, withIDs: true, done: s.Done(), timeout: h.opts.StreamWriteTimeout}
 	ctx, stop := context.WithCancel(r.Context())
 	if !isPost {
 		// The standalone stream carries no answer: it ends at a drain.
@@ -477,7 +480,7 @@ func (h *Handler) streamableGET(w http.ResponseWriter, r *http.Request) {
 	if isPost && (err == nil || target.complete()) {
 		h.forgetPost(st, target)
 	}
-	if err == errSlowClient {
+	if stalled(err) {
 		h.log.WarnContext(r.Context(), "client dropped: it stopped reading its stream", "session", s.ID)
 		h.opts.Sessions.Remove(s)
 	}
