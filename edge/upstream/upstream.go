@@ -341,6 +341,17 @@ func (u *Upstream) serve(ctx context.Context) error {
 			err = rerr // how the connection ended says more
 		default:
 		}
+		// A child that died during the handshake says more by how it
+		// exited than the read that ended.
+		if ex, ok := c.(exiter); ok {
+			select {
+			case <-ex.Exited():
+				if xerr := ex.ExitErr(); xerr != nil {
+					return fmt.Errorf("initialize: %w", xerr)
+				}
+			case <-time.After(time.Second):
+			}
+		}
 		return fmt.Errorf("initialize: %w", err)
 	}
 	u.lists.Store(lists)
@@ -392,7 +403,7 @@ func (u *Upstream) Call(ctx context.Context, method string, params json.RawMessa
 	s := u.cur
 	u.mu.Unlock()
 	if s == nil {
-		return nil, fmt.Errorf("%w (%s)", ErrUnavailable, u.Status().State)
+		return nil, u.unavailable()
 	}
 	return s.call(ctx, method, params, o)
 }
@@ -403,7 +414,7 @@ func (u *Upstream) Notify(ctx context.Context, method string, params json.RawMes
 	s := u.cur
 	u.mu.Unlock()
 	if s == nil {
-		return fmt.Errorf("%w (%s)", ErrUnavailable, u.Status().State)
+		return u.unavailable()
 	}
 	return s.conn.Write(ctx, &jsonrpc.Request{Method: method, Params: params})
 }
@@ -416,4 +427,20 @@ func idString(id jsonrpc.ID) string {
 		return v
 	}
 	return fmt.Sprint(id.Raw())
+}
+
+// unavailable says why there is no connection to call on. Between a
+// connection's end and the state change it is "closing".
+func (u *Upstream) unavailable() error {
+	st := u.Status().State
+	if st == StateRunning {
+		st = "its connection is closing"
+	}
+	return fmt.Errorf("%w (%s)", ErrUnavailable, st)
+}
+
+// exiter is a connection to a child process.
+type exiter interface {
+	Exited() <-chan struct{}
+	ExitErr() error
 }
