@@ -79,7 +79,7 @@ soak: ## SOAK_CLIENTS clients for SOAK_DURATION (3m) while servers are killed; t
 	ATRAX_SOAK_DURATION=$(SOAK_DURATION) ATRAX_SOAK_CLIENTS=$(SOAK_CLIENTS) \
 	  $(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./test/e2e
 
-bench: build ## measure Atrax against direct calls (about 8 min on 2 cores): a table, and BENCH_OUT as JSON
+bench: build ## measure Atrax against direct calls (about 5 min on 2 cores): a table, and BENCH_OUT as JSON
 	$(GO) build -o bench/bin/benchserver ./bench/cmd/benchserver
 	$(GO) build -o bench/bin/atraxbench ./bench/cmd/atraxbench
 	./bench/bin/atraxbench -atrax $(BIN) -server bench/bin/benchserver -out $(BENCH_OUT) -profiles bench/results
