@@ -1,9 +1,11 @@
 // Package controlplane runs the Atrax control plane: the gRPC API (atrax.v1
 // with reflection and grpc.health.v1) over the server registry, the token
-// issuer and the embedded store, and the Sync streams that feed the edges.
+// issuer and the store (the embedded file, or etcd shared by several
+// replicas), and the Sync streams that feed the edges.
 //
 // It never imports the edge: edges reach it only through the gRPC API, so
-// one control plane can feed many edges in other processes.
+// one control plane can feed many edges in other processes, and several
+// replicas on one etcd store can feed a fleet (see shared.go).
 package controlplane
 
 import (
@@ -13,7 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,7 +33,6 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/service"
 	"github.com/atrax-mcp/atrax/controlplane/snapshot"
 	"github.com/atrax-mcp/atrax/controlplane/store"
-	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authconf"
 	"github.com/atrax-mcp/atrax/internal/authn"
@@ -78,8 +80,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Lines logged with an RPC's context carry its request id.
 	log = slog.New(logctx.NewHandler(log.Handler()))
 	cfg := opts.Config
-	dataDir := cfg.DataDirPath()
-	st, err := boltstore.Open(filepath.Join(dataDir, StoreFile), boltstore.Options{Logger: log})
+	st, where, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -89,6 +90,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// What follows the store (its watch, the election) ends before it
+	// closes.
+	ctx, cancel := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer background.Wait()
+	defer cancel()
+	prune := cp.shareStore(ctx, &background)
 	mlis, err := metricsListener(opts)
 	if err != nil {
 		return err
@@ -108,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	stopping := make(chan struct{})
 	srv := cp.grpcServer(opts.TLS, stopping)
-	log.Info("control plane serving", "address", lis.Addr().String(), "data", dataDir)
+	log.Info("control plane serving", "address", lis.Addr().String(), "data", where)
 	if opts.Ready != nil {
 		opts.Ready(lis.Addr())
 	}
@@ -117,6 +125,10 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { serveErr <- srv.Serve(lis) }()
 	ticker := time.NewTicker(pruneEvery)
 	defer ticker.Stop()
+	if !prune {
+		// The replica elected to lead the fleet prunes.
+		ticker.Stop()
+	}
 	for {
 		select {
 		case err := <-serveErr:
@@ -168,12 +180,17 @@ type plane struct {
 	fleet     *fleet.Fleet
 	health    *health.Server
 	started   time.Time
+	// shared is set when control-plane replicas share the store; applied
+	// is then the revision through which the watch has brought every
+	// other replica's writes here, the version of edge snapshots.
+	shared  store.Watcher
+	applied atomic.Int64
 }
 
 func newPlane(ctx context.Context, opts Options, st store.Store, log *slog.Logger) (*plane, error) {
 	cfg := opts.Config
 	p := &plane{opts: opts, log: log, store: st, fleet: fleet.New(nil), health: health.NewServer(), started: time.Now()}
-	p.verifier = authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...))
+	p.verifier = authconf.NewVerifier(cfg.Auth, log.With("part", "oauth"), opts.ServiceTokens...)
 	p.metrics = newPlaneMetrics(p)
 	p.counted = metrics.CountingVerifier{Verifier: p.verifier, Counts: p.metrics.verifications}
 
@@ -188,6 +205,16 @@ func newPlane(ctx context.Context, opts Options, st store.Store, log *slog.Logge
 		}
 	}
 	var err error
+	if w, ok := st.(store.Watcher); ok {
+		// Every write after this revision reaches the registry and the
+		// issuer through the watch, whatever they load below.
+		from, err := st.Revision(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the store's revision: %w", err)
+		}
+		p.shared = w
+		p.applied.Store(from)
+	}
 	p.registry, err = registry.Open(ctx, registry.Options{
 		Store:         st,
 		Config:        cfg.Servers,
@@ -216,8 +243,10 @@ func newPlane(ctx context.Context, opts Options, st store.Store, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	if err := p.issuer.Prune(ctx); err != nil {
-		return nil, err
+	if _, elected := st.(store.Elector); !elected {
+		if err := p.issuer.Prune(ctx); err != nil {
+			return nil, err
+		}
 	}
 	p.snapshots, err = snapshot.NewPublisher(p.buildSnapshot)
 	if err != nil {
@@ -249,6 +278,12 @@ func (p *plane) buildSnapshot() (*atraxv1.Snapshot, error) {
 	}
 	for _, k := range p.issuer.SealKeys() {
 		s.SealKeys = append(s.SealKeys, &atraxv1.SealKey{Id: k.ID, Key: k.Key, CreateTime: timestamppb.New(k.Created)})
+	}
+	if p.shared != nil {
+		// Never ahead of what the watch brought: a replica that has not
+		// seen a write must not claim its revision.
+		s.Version = p.applied.Load()
+		return s, nil
 	}
 	rev, err := p.store.Revision(context.Background())
 	if err != nil {

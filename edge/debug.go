@@ -45,7 +45,7 @@ func (e *edgeServer) registerDebug(mux *http.ServeMux) {
 	dbg.HandleFunc("GET /debug/state", e.debugState)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := authn.FromContext(r.Context()); p == nil || !p.HasScope(authn.ScopeAdmin) {
-			httpauth.Forbidden(w, authn.ScopeAdmin, "/debug needs the admin scope")
+			httpauth.DenyScope(w, r, authn.ScopeAdmin, "/debug needs the admin scope")
 			return
 		}
 		dbg.ServeHTTP(w, r)

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -115,7 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 		cfg:      cfg,
 		log:      log,
 		version:  opts.Version,
-		verifier: authn.NewVerifier(authconf.VerifierOptions(cfg.Auth, opts.ServiceTokens...)),
+		verifier: authconf.NewVerifier(cfg.Auth, log.With("part", "oauth"), opts.ServiceTokens...),
 		id:       newEdgeID(),
 		refs:     map[string]*serverRef{},
 		reports:  make(chan struct{}, 1),
@@ -127,9 +126,10 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ControlPlaneTLS != nil {
 		creds = credentials.NewTLS(opts.ControlPlaneTLS)
 	}
-	conn, err := grpc.NewClient(cfg.ControlPlane.Address, grpc.WithTransportCredentials(creds))
+	cpAddrs := strings.Join(cfg.ControlPlane.DialAddresses(), ",")
+	conn, err := dialControlPlane(cfg.ControlPlane.DialAddresses(), creds)
 	if err != nil {
-		return fmt.Errorf("control plane at %s: %w", cfg.ControlPlane.Address, err)
+		return fmt.Errorf("control plane at %s: %w", cpAddrs, err)
 	}
 	defer conn.Close()
 
@@ -228,7 +228,7 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
-	log.Info("edge serving", "address", lis.Addr().String(), "edge_id", e.id, "control_plane", cfg.ControlPlane.Address)
+	log.Info("edge serving", "address", lis.Addr().String(), "edge_id", e.id, "control_plane", cpAddrs)
 	if opts.Ready != nil {
 		opts.Ready(lis.Addr())
 	}
@@ -379,8 +379,10 @@ func (e *edgeServer) routes(rest http.Handler) http.Handler {
 	if e.console != nil {
 		e.console.Register(mux)
 	}
+	// auth.type "oauth": the RFC 9728 metadata document (oauth.go).
+	e.registerOAuth(mux)
 	mux.Handle("/", httpauth.Require(e.counted, http.NotFoundHandler()))
-	return withRequest(mux)
+	return withRequest(e.withChallenges(mux))
 }
 
 func (e *edgeServer) health(w http.ResponseWriter, r *http.Request) {

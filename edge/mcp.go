@@ -66,11 +66,13 @@ func (e *edgeServer) mcpParts(upCtx context.Context, opts Options) {
 	e.limits = newLimiter(cfg.Limits)
 	e.mcp = downstream.New(downstream.Options{
 		Dispatcher: &observed{o: e.obs, r: e.router},
-		Verifier:   e.counted,
-		Sessions:   e.sessions,
-		RouteKey:   routeKey(e.id),
-		MaxBody:    cfg.HTTP.MaxBodyBytes,
-		KeepAlive:  cfg.HTTP.KeepAlive,
+		// An OAuth token without a server is refused with
+		// insufficient_scope (oauth.go).
+		Verifier:  mcpAccess{e.counted},
+		Sessions:  e.sessions,
+		RouteKey:  routeKey(e.id),
+		MaxBody:   cfg.HTTP.MaxBodyBytes,
+		KeepAlive: cfg.HTTP.KeepAlive,
 		// A session's calls run on its context, not their HTTP request's:
 		// the request id and trace context are carried over.
 		CallContext:  callContext,

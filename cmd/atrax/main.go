@@ -174,6 +174,7 @@ func runBoth(ctx context.Context, cp controlplane.Options, e edge.Options) error
 		// (port 0 in the config means the OS picked one).
 		cfg := *e.Config
 		cfg.ControlPlane.Address = addr.String()
+		cfg.ControlPlane.Addresses = nil // its own control plane, not a fleet's
 		e.Config = &cfg
 		wg.Add(1)
 		go func() {

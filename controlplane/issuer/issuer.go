@@ -83,7 +83,9 @@ type clientEntry struct {
 
 // New loads keys and revocations from the store, creating a signing key and
 // a seal key when there are none, and hands the public keys and revocations
-// to the verifier.
+// to the verifier. With a store several control planes share
+// (store.Conditional), a first key is stored only if no replica stored one
+// first, so that replicas starting together agree on one of each.
 func New(ctx context.Context, opts Options) (*Issuer, error) {
 	i := &Issuer{opts: opts, log: opts.Logger, now: opts.Now}
 	if i.log == nil {
@@ -101,6 +103,21 @@ func New(ctx context.Context, opts Options) (*Issuer, error) {
 	if i.signing, err = opts.Store.SigningKeys(ctx); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
+	shared, _ := opts.Store.(store.Conditional)
+	if len(i.signing) == 0 && shared != nil {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("generate signing key: %w", err)
+		}
+		k := store.SigningKey{ID: newID(8), Private: priv, Created: i.now()}
+		if _, _, err := shared.PutFirstSigningKey(ctx, k); err != nil {
+			return nil, fmt.Errorf("store signing key: %w", err)
+		}
+		// Ours, or the one another replica stored first.
+		if i.signing, err = opts.Store.SigningKeys(ctx); err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+	}
 	if len(i.signing) == 0 {
 		if _, err := i.rotate(ctx); err != nil {
 			return nil, err
@@ -112,16 +129,51 @@ func New(ctx context.Context, opts Options) (*Issuer, error) {
 	if len(i.seal) == 0 {
 		k := store.SealKey{ID: newID(8), Key: make([]byte, 32), Created: i.now()}
 		rand.Read(k.Key)
-		if _, err := opts.Store.PutSealKey(ctx, k); err != nil {
-			return nil, fmt.Errorf("store seal key: %w", err)
+		if shared != nil {
+			if _, _, err := shared.PutFirstSealKey(ctx, k); err != nil {
+				return nil, fmt.Errorf("store seal key: %w", err)
+			}
+			if i.seal, err = opts.Store.SealKeys(ctx); err != nil {
+				return nil, fmt.Errorf("load seal keys: %w", err)
+			}
+		} else {
+			if _, err := opts.Store.PutSealKey(ctx, k); err != nil {
+				return nil, fmt.Errorf("store seal key: %w", err)
+			}
+			i.seal = []store.SealKey{k}
 		}
-		i.seal = []store.SealKey{k}
 	}
 	if i.revoked, err = opts.Store.Revocations(ctx); err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
 	i.pushLocked()
 	return i, nil
+}
+
+// Reload reads keys and revocations from the store again and hands them to
+// the verifier: with a store several control planes share, the control
+// plane calls it when another replica rotated a key or revoked a token.
+func (i *Issuer) Reload(ctx context.Context) error {
+	signing, err := i.opts.Store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	seal, err := i.opts.Store.SealKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load seal keys: %w", err)
+	}
+	revoked, err := i.opts.Store.Revocations(ctx)
+	if err != nil {
+		return fmt.Errorf("load revocations: %w", err)
+	}
+	if len(signing) == 0 || len(seal) == 0 {
+		return errors.New("load keys: the store holds no signing or no seal key")
+	}
+	i.mu.Lock()
+	i.signing, i.seal, i.revoked = signing, seal, revoked
+	i.pushLocked()
+	i.mu.Unlock()
+	return nil
 }
 
 func newID(n int) string {

@@ -7,6 +7,12 @@
 // by the file on every start and are read-only here (they may still be
 // started, stopped and restarted); those created through the API live in
 // the store.
+//
+// Several control planes may share one store (etcdstore). Each registry
+// then writes only if no other replica wrote the servers since it last
+// caught up (store.Conditional), and catches up through Apply, which the
+// control plane calls with every write the store's watch reports; a write
+// that lost such a race is tried again once the registry has caught up.
 package registry
 
 import (
@@ -40,6 +46,17 @@ var (
 	ErrWatchLagged       = errors.New("watcher fell behind")
 	// ErrNotPinned means tools were approved for a server without pinTools.
 	ErrNotPinned = errors.New("server does not pin its tools")
+	// ErrConflict means other control planes sharing the store kept
+	// changing the servers while this one tried to write; the change was
+	// not made and may be tried again.
+	ErrConflict = errors.New("servers changed by another control plane")
+)
+
+// Retries of a write that another replica's write got in ahead of: each
+// waits for the registry to catch up, at most conflictWait.
+const (
+	conflictRetries = 10
+	conflictWait    = 500 * time.Millisecond
 )
 
 // Sources and states of a server.
@@ -83,12 +100,25 @@ type Registry struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// cfg are the config file's servers, for the order after a change
+	// another replica made.
+	cfg []config.Server
+	// shared is the store as several control planes write it; nil for a
+	// store of this process alone.
+	shared store.Conditional
+
 	mu       sync.Mutex
 	servers  map[string]*atraxv1.Server
 	order    []string // config servers in file order, then API servers by name
-	version  int64
+	version  int64    // of the last change watchers were told, only growing
 	watchers map[*watcher]struct{}
 	dirty    bool // a change awaits onChange
+	// applied is, with a shared store, the revision up to which every
+	// write of the servers is reflected here: what conditional writes
+	// are based on.
+	applied int64
+	// caughtUp is closed and replaced whenever Apply moves applied.
+	caughtUp chan struct{}
 }
 
 // Change is one change, as watchers receive it.
@@ -112,8 +142,10 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 		onChange: opts.OnChange,
 		log:      opts.Logger,
 		now:      opts.Now,
+		cfg:      opts.Config,
 		servers:  map[string]*atraxv1.Server{},
 		watchers: map[*watcher]struct{}{},
+		caughtUp: make(chan struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -121,9 +153,38 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	if c, ok := opts.Store.(store.Conditional); ok {
+		r.shared = c
+	}
+	for attempt := 0; ; attempt++ {
+		err := r.load(ctx, opts.Config)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt == conflictRetries {
+			return nil, err
+		}
+		// Another replica wrote the servers meanwhile: read them again.
+		r.log.Info("servers changed by another control plane while the config file was applied; applying it again")
+	}
+}
+
+// load reads the servers from the store and writes the config file's ones.
+// With a shared store the write is conditional on the servers read, and a
+// conflict is returned as it came.
+func (r *Registry) load(ctx context.Context, cfg []config.Server) error {
+	var base int64
+	if r.shared != nil {
+		// Read the revision first: the servers read after it reflect every
+		// write up to it, at least.
+		var err error
+		if base, err = r.store.Revision(ctx); err != nil {
+			return fmt.Errorf("load servers: %w", err)
+		}
+	}
 	stored, err := r.store.ListServers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load servers: %w", err)
+		return fmt.Errorf("load servers: %w", err)
 	}
 	byName := map[string]*atraxv1.Server{}
 	for _, s := range stored {
@@ -132,7 +193,7 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 	now := timestamppb.New(r.now())
 	var put []*atraxv1.Server
 	inFile := map[string]bool{}
-	for _, c := range opts.Config {
+	for _, c := range cfg {
 		inFile[c.Name] = true
 		s := serverdef.FromConfig(c)
 		s.Source = SourceConfig
@@ -171,9 +232,14 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 	}
 	// Always write, even when nothing changed: the new revision marks this
 	// start, so edges take the new snapshot (whose namespacing may differ).
-	rev, err := r.store.PutServers(ctx, put, del)
+	var rev int64
+	if r.shared != nil {
+		rev, err = r.shared.PutServersIf(ctx, base, put, del)
+	} else {
+		rev, err = r.store.PutServers(ctx, put, del)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("apply config servers: %w", err)
+		return fmt.Errorf("apply config servers: %w", err)
 	}
 	for _, s := range stored {
 		r.servers[s.GetName()] = s
@@ -184,9 +250,58 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 	for _, s := range put {
 		r.servers[s.GetName()] = s
 	}
-	r.version = rev
-	r.reorder(opts.Config)
-	return r, nil
+	r.version, r.applied = rev, rev
+	r.reorder(cfg)
+	return nil
+}
+
+// put writes servers to the store: with a shared store, only if no other
+// replica wrote servers after what this registry reflects. r.mu is held.
+func (r *Registry) put(ctx context.Context, put []*atraxv1.Server, del []string) (int64, error) {
+	if r.shared == nil {
+		return r.store.PutServers(ctx, put, del)
+	}
+	rev, err := r.shared.PutServersIf(ctx, r.applied, put, del)
+	if err == nil {
+		// No server write came between: this one is reflected too.
+		r.applied = rev
+	}
+	return rev, err
+}
+
+// retry runs a write (fn takes r.mu itself) and, when another replica's
+// write got in first, runs it again once Apply has caught the registry up,
+// so that its checks (does the server exist, is it read-only) see the
+// other write.
+func (r *Registry) retry(ctx context.Context, fn func() (*atraxv1.Server, error)) (*atraxv1.Server, error) {
+	for attempt := 0; ; attempt++ {
+		r.mu.Lock()
+		before := r.applied
+		r.mu.Unlock()
+		s, err := fn()
+		if !errors.Is(err, store.ErrConflict) {
+			return s, err
+		}
+		if attempt == conflictRetries {
+			return nil, fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		r.mu.Lock()
+		caughtUp := r.caughtUp
+		moved := r.applied != before
+		r.mu.Unlock()
+		if moved {
+			continue
+		}
+		timer := time.NewTimer(conflictWait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-caughtUp:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
 }
 
 func initialState(s *atraxv1.Server) string {
@@ -255,19 +370,22 @@ func (r *Registry) Create(ctx context.Context, s *atraxv1.Server) (*atraxv1.Serv
 	}
 	// onChange runs after the lock is released: it reads the registry.
 	defer r.notify()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.servers[s.GetName()]; ok {
-		return nil, fmt.Errorf("%w: %q", ErrExists, s.GetName())
-	}
-	now := timestamppb.New(r.now())
-	s.Source = SourceAPI
-	s.State = initialState(s)
-	s.CreateTime, s.UpdateTime = now, now
-	if err := r.commit(ctx, EventCreated, s); err != nil {
-		return nil, err
-	}
-	return proto.Clone(s).(*atraxv1.Server), nil
+	return r.retry(ctx, func() (*atraxv1.Server, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.servers[s.GetName()]; ok {
+			return nil, fmt.Errorf("%w: %q", ErrExists, s.GetName())
+		}
+		s := proto.CloneOf(s)
+		now := timestamppb.New(r.now())
+		s.Source = SourceAPI
+		s.State = initialState(s)
+		s.CreateTime, s.UpdateTime = now, now
+		if err := r.commit(ctx, EventCreated, s); err != nil {
+			return nil, err
+		}
+		return proto.Clone(s).(*atraxv1.Server), nil
+	})
 }
 
 // Update replaces an API server's definition (empty mask) or merges the
@@ -277,8 +395,15 @@ func (r *Registry) Update(ctx context.Context, s *atraxv1.Server, mask []string)
 	name := s.GetName()
 	// onChange runs after the lock is released: it reads the registry.
 	defer r.notify()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	return r.retry(ctx, func() (*atraxv1.Server, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.update(ctx, name, s, mask)
+	})
+}
+
+// update is Update with r.mu held.
+func (r *Registry) update(ctx context.Context, name string, s *atraxv1.Server, mask []string) (*atraxv1.Server, error) {
 	old, ok := r.servers[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
@@ -317,24 +442,33 @@ func (r *Registry) Update(ctx context.Context, s *atraxv1.Server, mask []string)
 func (r *Registry) Delete(ctx context.Context, name string) error {
 	// onChange runs after the lock is released: it reads the registry.
 	defer r.notify()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old, ok := r.servers[name]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNotFound, name)
-	}
-	if old.GetSource() == SourceConfig {
-		return fmt.Errorf("%w: remove %q from the config file instead", ErrReadOnly, name)
-	}
-	rev, err := r.store.PutServers(ctx, nil, []string{name})
-	if err != nil {
-		return fmt.Errorf("delete server %q: %w", name, err)
-	}
+	_, err := r.retry(ctx, func() (*atraxv1.Server, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		old, ok := r.servers[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		}
+		if old.GetSource() == SourceConfig {
+			return nil, fmt.Errorf("%w: remove %q from the config file instead", ErrReadOnly, name)
+		}
+		rev, err := r.put(ctx, nil, []string{name})
+		if err != nil {
+			return nil, fmt.Errorf("delete server %q: %w", name, err)
+		}
+		r.removeLocked(old, rev)
+		return nil, nil
+	})
+	return err
+}
+
+// removeLocked drops a server and tells watchers. r.mu is held.
+func (r *Registry) removeLocked(old *atraxv1.Server, rev int64) {
+	name := old.GetName()
 	delete(r.servers, name)
 	r.order = slices.DeleteFunc(r.order, func(n string) bool { return n == name })
-	r.version = rev
-	r.publishLocked(Change{Event: EventDeleted, Server: old, Version: rev})
-	return nil
+	r.version = max(r.version, rev)
+	r.publishLocked(Change{Event: EventDeleted, Server: old, Version: r.version})
 }
 
 // SetState records whether a server should run. Setting the state it
@@ -346,42 +480,46 @@ func (r *Registry) SetState(ctx context.Context, name string, running bool) (*at
 	}
 	// onChange runs after the lock is released: it reads the registry.
 	defer r.notify()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old, ok := r.servers[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
-	}
-	if old.GetState() == want {
-		return proto.Clone(old).(*atraxv1.Server), nil
-	}
-	next := proto.Clone(old).(*atraxv1.Server)
-	next.State = want
-	next.UpdateTime = timestamppb.New(r.now())
-	if err := r.commit(ctx, EventUpdated, next); err != nil {
-		return nil, err
-	}
-	return proto.Clone(next).(*atraxv1.Server), nil
+	return r.retry(ctx, func() (*atraxv1.Server, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		old, ok := r.servers[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		}
+		if old.GetState() == want {
+			return proto.Clone(old).(*atraxv1.Server), nil
+		}
+		next := proto.Clone(old).(*atraxv1.Server)
+		next.State = want
+		next.UpdateTime = timestamppb.New(r.now())
+		if err := r.commit(ctx, EventUpdated, next); err != nil {
+			return nil, err
+		}
+		return proto.Clone(next).(*atraxv1.Server), nil
+	})
 }
 
 // Restart asks every edge to restart the server; a stopped server starts.
 func (r *Registry) Restart(ctx context.Context, name string) (*atraxv1.Server, error) {
 	// onChange runs after the lock is released: it reads the registry.
 	defer r.notify()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old, ok := r.servers[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
-	}
-	next := proto.Clone(old).(*atraxv1.Server)
-	now := timestamppb.New(r.now())
-	next.State = StateRunning
-	next.RestartTime, next.UpdateTime = now, now
-	if err := r.commit(ctx, EventUpdated, next); err != nil {
-		return nil, err
-	}
-	return proto.Clone(next).(*atraxv1.Server), nil
+	return r.retry(ctx, func() (*atraxv1.Server, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		old, ok := r.servers[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		}
+		next := proto.Clone(old).(*atraxv1.Server)
+		now := timestamppb.New(r.now())
+		next.State = StateRunning
+		next.RestartTime, next.UpdateTime = now, now
+		if err := r.commit(ctx, EventUpdated, next); err != nil {
+			return nil, err
+		}
+		return proto.Clone(next).(*atraxv1.Server), nil
+	})
 }
 
 // ApproveTools records approved tool definitions of a pinned server:
@@ -391,8 +529,15 @@ func (r *Registry) Restart(ctx context.Context, name string) (*atraxv1.Server, e
 func (r *Registry) ApproveTools(ctx context.Context, name string, approve func(*atraxv1.Server) (map[string]string, error)) (*atraxv1.Server, error) {
 	// onChange runs after the lock is released: it reads the registry.
 	defer r.notify()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	return r.retry(ctx, func() (*atraxv1.Server, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.approveTools(ctx, name, approve)
+	})
+}
+
+// approveTools is ApproveTools with r.mu held.
+func (r *Registry) approveTools(ctx context.Context, name string, approve func(*atraxv1.Server) (map[string]string, error)) (*atraxv1.Server, error) {
 	old, ok := r.servers[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
@@ -420,10 +565,16 @@ func (r *Registry) ApproveTools(ctx context.Context, name string, approve func(*
 
 // commit stores s and tells watchers. r.mu is held.
 func (r *Registry) commit(ctx context.Context, event string, s *atraxv1.Server) error {
-	rev, err := r.store.PutServers(ctx, []*atraxv1.Server{s}, nil)
+	rev, err := r.put(ctx, []*atraxv1.Server{s}, nil)
 	if err != nil {
 		return fmt.Errorf("store server %q: %w", s.GetName(), err)
 	}
+	r.setLocked(event, s, rev)
+	return nil
+}
+
+// setLocked puts s in the registry and tells watchers. r.mu is held.
+func (r *Registry) setLocked(event string, s *atraxv1.Server, rev int64) {
 	if _, ok := r.servers[s.GetName()]; !ok {
 		// Only API servers are added after Open: keep them by name after
 		// the config servers, the order reorder gives on the next start.
@@ -436,9 +587,68 @@ func (r *Registry) commit(ctx context.Context, event string, s *atraxv1.Server) 
 		r.order = slices.Insert(r.order, i, s.GetName())
 	}
 	r.servers[s.GetName()] = s
-	r.version = rev
-	r.publishLocked(Change{Event: event, Server: s, Version: rev})
-	return nil
+	r.version = max(r.version, rev)
+	r.publishLocked(Change{Event: event, Server: s, Version: r.version})
+}
+
+// Apply brings the registry up to date with one write to a shared store,
+// as store.Watcher reports it, and tells watchers what changed. The control
+// plane calls it with every event of the watch, in order; writes this
+// registry made itself are already here and change nothing. A Reset event
+// replaces the registry whole.
+func (r *Registry) Apply(ev store.Event) {
+	// onChange runs after the lock is released: it reads the registry.
+	defer r.notify()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !ev.Reset && ev.Revision <= r.applied {
+		return
+	}
+	names := len(r.servers)
+	if ev.Reset {
+		keep := make(map[string]bool, len(ev.Servers))
+		for _, s := range ev.Servers {
+			keep[s.GetName()] = true
+		}
+		for _, name := range slices.Clone(r.order) {
+			if !keep[name] {
+				r.removeLocked(r.servers[name], ev.Revision)
+			}
+		}
+	}
+	for _, s := range ev.Servers {
+		old, ok := r.servers[s.GetName()]
+		switch {
+		case !ok:
+			r.setLocked(EventCreated, s, ev.Revision)
+		case !proto.Equal(old, s):
+			r.setLocked(EventUpdated, s, ev.Revision)
+		}
+	}
+	for _, name := range ev.Deleted {
+		if old, ok := r.servers[name]; ok {
+			r.removeLocked(old, ev.Revision)
+		}
+	}
+	if len(r.servers) != names || ev.Reset {
+		// Another replica's config file may hold servers this one's does
+		// not: keep the order of the file, then the rest by name.
+		r.reorder(r.cfg)
+	}
+	// After a Reset the registry reflects exactly its revision, even when
+	// a write of this registry's came after it: the watch brings that
+	// write again.
+	r.applied = ev.Revision
+	close(r.caughtUp)
+	r.caughtUp = make(chan struct{})
+}
+
+// Applied returns the revision up to which the registry reflects every
+// write of the servers to a shared store.
+func (r *Registry) Applied() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
 }
 
 func (r *Registry) publishLocked(c Change) {

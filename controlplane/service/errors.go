@@ -50,6 +50,13 @@ func toStatus(err error) error {
 		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, registry.ErrWatchLagged):
 		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, registry.ErrConflict):
+		// Other replicas kept writing: the client may try again.
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		// The shared store is out of reach; the cause (member addresses)
+		// goes to the log, not to the client.
+		return &unavailableError{err: err}
 	case errors.Is(err, issuer.ErrInvalidClient):
 		return oauthError(codes.Unauthenticated, issuer.ErrInvalidClient, err)
 	case errors.Is(err, issuer.ErrInvalidScope):
@@ -60,6 +67,18 @@ func toStatus(err error) error {
 		return oauthError(codes.InvalidArgument, issuer.ErrInvalidRequest, err)
 	}
 	return &internalError{err: err}
+}
+
+// unavailableError is a store out of reach: clients get UNAVAILABLE (503)
+// and may retry; the cause is logged like an internal error's.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// GRPCStatus is what gRPC sends for the error.
+func (e *unavailableError) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, "the control plane's store is unavailable; try again")
 }
 
 // internalError is an unexpected failure. Its text may name files or other
@@ -81,6 +100,10 @@ func InternalCause(err error) (cause error, ok bool) {
 	var ie *internalError
 	if errors.As(err, &ie) {
 		return ie.err, true
+	}
+	var ue *unavailableError
+	if errors.As(err, &ue) {
+		return ue.err, true
 	}
 	return nil, false
 }

@@ -50,6 +50,8 @@ func TestToStatus(t *testing.T) {
 		{name: "read-only", err: wrap(registry.ErrReadOnly), code: codes.FailedPrecondition},
 		{name: "command not allowed", err: wrap(registry.ErrCommandNotAllowed), code: codes.PermissionDenied},
 		{name: "watch lagged", err: registry.ErrWatchLagged, code: codes.ResourceExhausted},
+		{name: "replicas conflict", err: fmt.Errorf("%w: %w", registry.ErrConflict, store.ErrConflict), code: codes.Aborted},
+		{name: "store unavailable", err: wrap(fmt.Errorf("write servers: %w (etcd: no leader)", store.ErrUnavailable)), code: codes.Unavailable},
 		{
 			name: "invalid client", err: fmt.Errorf("%w: unknown client or wrong secret", issuer.ErrInvalidClient), code: codes.Unauthenticated,
 			details: []proto.Message{&errdetails.ErrorInfo{Reason: "invalid_client", Domain: ErrorDomain}},
@@ -83,9 +85,13 @@ func TestToStatus(t *testing.T) {
 				t.Errorf("code = %v, want %v", st.Code(), tt.code)
 			}
 			wantMsg := tt.err.Error()
-			if tt.code == codes.Internal {
+			switch tt.code {
+			case codes.Internal, codes.Unavailable:
 				// Internal causes stay in the log; clients get no internals.
 				wantMsg = "internal error; the control plane's log has the details"
+				if tt.code == codes.Unavailable {
+					wantMsg = "the control plane's store is unavailable; try again"
+				}
 				if cause, ok := InternalCause(err); !ok || cause != tt.err {
 					t.Errorf("InternalCause = %v, %v; want %v, true", cause, ok, tt.err)
 				}

@@ -221,7 +221,7 @@ func (h *Handler) stateOf(s *session.Session) *sessionState {
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*authn.Principal, bool) {
 	p, err := h.opts.Verifier.Verify(r.Context(), httpauth.Token(r))
 	if err != nil {
-		httpauth.Unauthorized(w, err)
+		httpauth.Deny(w, r, err)
 		return nil, false
 	}
 	return p, true
@@ -235,14 +235,14 @@ func (h *Handler) authorizeSession(w http.ResponseWriter, r *http.Request, s *se
 	tok := httpauth.Token(r)
 	if tok == "" && allowTokenless {
 		if err := h.stillValid(s.Principal); err != nil {
-			httpauth.Unauthorized(w, err)
+			httpauth.Deny(w, r, err)
 			return false
 		}
 		return true
 	}
 	p, err := h.opts.Verifier.Verify(r.Context(), tok)
 	if err != nil {
-		httpauth.Unauthorized(w, err)
+		httpauth.Deny(w, r, err)
 		return false
 	}
 	if !p.SameAs(s.Principal) {

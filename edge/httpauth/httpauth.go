@@ -1,14 +1,17 @@
 // Package httpauth is the edge's HTTP face of the token verifier: it finds
 // the token in a request (the Authorization header, or the seed's legacy
 // ?token= query parameter), asks authn who it belongs to, and answers 401
-// with an RFC 6750 WWW-Authenticate header when nobody.
+// with an RFC 6750 WWW-Authenticate header when nobody, 403 with
+// insufficient_scope when the token lacks a grant. As an OAuth protected
+// resource the edge also serves its RFC 9728 metadata document
+// (resource.go), and its challenges name it (challenge.go), so that MCP
+// clients find the authorization server by themselves.
 package httpauth
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/atrax-mcp/atrax/internal/authn"
@@ -55,33 +58,60 @@ func Require(v Verifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := v.Verify(r.Context(), Token(r))
 		if err != nil {
-			Unauthorized(w, err)
+			Deny(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(authn.NewContext(r.Context(), p)))
 	})
 }
 
-// Unauthorized answers 401 with a challenge that says what was wrong (RFC
-// 6750 section 3): no error code when no token was sent, invalid_token
-// otherwise. The description never repeats the token.
+// Unauthorized is Deny for a caller without the request at hand: its
+// challenge carries no request's Challenge.
 func Unauthorized(w http.ResponseWriter, err error) {
-	challenge := fmt.Sprintf("Bearer realm=%q", Realm)
-	body := map[string]string{"error": "invalid_token"}
-	if errors.Is(err, authn.ErrNoToken) {
-		body = map[string]string{"error": "unauthorized", "error_description": "no token: send Authorization: Bearer TOKEN"}
-	} else {
-		desc := describe(err)
-		challenge += fmt.Sprintf(", error=\"invalid_token\", error_description=%q", desc)
-		body["error_description"] = desc
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	WriteJSON(w, http.StatusUnauthorized, body)
+	deny(w, nil, err)
 }
 
-// Forbidden answers 403 with an insufficient_scope challenge.
+// Forbidden is DenyScope for a caller without the request at hand.
 func Forbidden(w http.ResponseWriter, scope, desc string) {
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"insufficient_scope\", scope=%q, error_description=%q", Realm, scope, desc))
+	denyScope(w, nil, scope, desc)
+}
+
+// Deny answers a request refused for err. A *ScopeError (a valid token
+// without a grant) gets 403 and an insufficient_scope challenge naming the
+// scope that would do (RFC 6750 section 3.1); anything else 401, with no
+// error code when no token was sent and invalid_token otherwise. The
+// challenges carry the request's Challenge (WithChallenge): the resource
+// metadata URL and the scope an OAuth client should ask for. The
+// description never repeats the token.
+func Deny(w http.ResponseWriter, r *http.Request, err error) {
+	deny(w, challengeOf(r), err)
+}
+
+// DenyScope answers 403 with an insufficient_scope challenge: the
+// request's token is valid but lacks grant (authn.ScopeAdmin,
+// authn.ScopeEdge), which the request's Challenge may name as an OAuth
+// scope.
+func DenyScope(w http.ResponseWriter, r *http.Request, grant, desc string) {
+	denyScope(w, challengeOf(r), grant, desc)
+}
+
+func deny(w http.ResponseWriter, c *Challenge, err error) {
+	if se := (*ScopeError)(nil); errors.As(err, &se) {
+		denyScope(w, c, se.Grant, se.Desc)
+		return
+	}
+	if errors.Is(err, authn.ErrNoToken) {
+		w.Header().Set("WWW-Authenticate", unauthorizedChallenge(c, ""))
+		WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "error_description": "no token: send Authorization: Bearer TOKEN"})
+		return
+	}
+	desc := describe(err)
+	w.Header().Set("WWW-Authenticate", unauthorizedChallenge(c, desc))
+	WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+}
+
+func denyScope(w http.ResponseWriter, c *Challenge, grant, desc string) {
+	w.Header().Set("WWW-Authenticate", scopeChallenge(c, grant, desc))
 	WriteJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": desc})
 }
 
@@ -94,6 +124,10 @@ func describe(err error) string {
 		return "the token is not valid yet"
 	case errors.Is(err, authn.ErrRevoked):
 		return "the token has been revoked"
+	case errors.Is(err, authn.ErrWrongAudience):
+		return "the token is for another resource (aud)"
+	case errors.Is(err, authn.ErrWrongIssuer):
+		return "the token is from another issuer (iss)"
 	default:
 		return "the token is not valid"
 	}

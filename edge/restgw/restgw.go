@@ -53,7 +53,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, v Verifier) (http.Handler, 
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, status int) {
 			if _, err := v.Verify(ctx, httpauth.Token(r)); err != nil {
-				httpauth.Unauthorized(w, err)
+				httpauth.Deny(w, r, err)
 				return
 			}
 			routingErrorHandler(ctx, mux, m, w, r, status)
@@ -136,18 +136,18 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler,
 		return
 	}
 	if st.Code() == codes.Unauthenticated {
-		challenge := fmt.Sprintf("Bearer realm=%q", httpauth.Realm)
+		desc := ""
 		if r.Header.Get("Authorization") != "" {
-			challenge += fmt.Sprintf(", error=\"invalid_token\", error_description=%q", st.Message())
+			desc = st.Message()
 		}
-		w.Header().Set("WWW-Authenticate", challenge)
+		w.Header().Set("WWW-Authenticate", httpauth.InvalidToken(r, desc))
 	}
 	for _, d := range st.Details() {
 		// Only a missing scope earns the insufficient_scope challenge; other
-		// refusals (a command not allowed) are not about the token.
+		// refusals (a command not allowed) are not about the token. With
+		// OAuth the challenge names the OAuth scope that carries the grant.
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == "insufficient_scope" {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"insufficient_scope\", scope=%q, error_description=%q",
-				httpauth.Realm, info.GetMetadata()["scope"], st.Message()))
+			w.Header().Set("WWW-Authenticate", httpauth.InsufficientScope(r, info.GetMetadata()["scope"], st.Message()))
 		}
 	}
 	buf, merr := m.Marshal(st.Proto())

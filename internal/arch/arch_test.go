@@ -60,7 +60,8 @@ func TestWalls(t *testing.T) {
 		{"controlplane", []string{"edge"}, true, "the control plane never depends on the edge"},
 		{"edge", []string{"controlplane"}, true, "the edge reaches the control plane only through gen/ and authn"},
 		{"internal/config", []string{"edge", "controlplane", "gen", "internal/authn", "net/http", "google.golang.org/grpc"}, true, "config turns a file into values, nothing more"},
-		{"internal/authn", []string{"edge", "controlplane", "gen", "internal/config", "net/http", "google.golang.org/grpc"}, true, "one verifier for every transport"},
+		{"internal/authn", []string{"edge", "controlplane", "gen", "internal/config", "internal/oauth", "net/http", "google.golang.org/grpc"}, true, "one verifier for every transport; it reaches an OAuth authorization server only through the OAuthSource it declares"},
+		{"internal/oauth", []string{"edge", "controlplane", "gen", "internal/config", "google.golang.org/grpc"}, true, "the authorization server's client fetches metadata, keys and introspection for authn: it knows neither side nor the config file"},
 		{"edge/jsonrpc", []string{"edge/session", "edge/router", "edge/upstream", "edge/downstream", "internal", "gen"}, false, "the JSON-RPC core knows nothing above it"},
 		{"edge/session", []string{"edge/router", "edge/upstream", "edge/downstream", "net/http"}, false, "a session knows no routing and no transport"},
 		{"edge/router", []string{"net/http", "os/exec", "edge/upstream", "edge/downstream", "gen"}, true, "the router knows no HTTP and no process"},
@@ -69,6 +70,11 @@ func TestWalls(t *testing.T) {
 		{"edge/limits", []string{"edge/jsonrpc", "edge/session", "edge/router", "edge/upstream", "edge/downstream", "internal/authn", "internal/config", "gen", "net/http"}, true, "limits count subjects; they know no transport, routing or token"},
 		{"internal/tlsconf", []string{"edge", "controlplane", "gen", "google.golang.org/grpc"}, true, "TLS configs come from the config file alone"},
 		{"internal/cli", []string{"edge", "controlplane"}, true, "the CLI speaks to the control plane through the API only"},
+		{"controlplane/registry", []string{"controlplane/store/boltstore", "controlplane/store/etcdstore"}, true, "the registry sees the store through its interfaces only"},
+		{"controlplane/issuer", []string{"controlplane/store/boltstore", "controlplane/store/etcdstore"}, true, "the issuer sees the store through its interfaces only"},
+		{"controlplane/service", []string{"controlplane/store/boltstore", "controlplane/store/etcdstore"}, true, "the services see the store through its interfaces only"},
+		{"controlplane/store", []string{"controlplane/registry", "controlplane/issuer", "controlplane/service", "controlplane/snapshot", "controlplane/fleet", "controlplane/grpcauth", "internal/config", "internal/authn", "internal/authconf", "internal/tlsconf", "internal/serverdef"}, true, "a store keeps state; it knows neither who uses it nor the config file"},
+		{"edge", []string{"go.etcd.io/etcd"}, true, "edges never talk to etcd: the control plane is their one source"},
 		{"internal/connect", []string{"edge", "controlplane", "gen", "internal/authn", "internal/config"}, true, "the stdio bridge is a plain MCP client"},
 		{"edge/console", []string{"controlplane", "gen", "google.golang.org/grpc", "internal/config", "edge/router", "edge/upstream", "edge/downstream", "edge/session", "edge/restgw", "edge/watch"}, true, "the console is pages and a script over the gateway's public API: it knows no control plane, routing or transport"},
 	}
@@ -88,6 +94,19 @@ func TestWalls(t *testing.T) {
 						t.Errorf("%s imports %s: %s", pkg, imp, r.why)
 					}
 				}
+			}
+		}
+	}
+
+	// etcd's client is etcdstore's alone (its etcdtest runs etcd for
+	// tests): everything else reaches etcd through the store interfaces.
+	for pkg, imports := range direct {
+		if inside(pkg, "controlplane/store/etcdstore") {
+			continue
+		}
+		for _, imp := range imports {
+			if strings.HasPrefix(imp, "go.etcd.io/etcd/") {
+				t.Errorf("%s imports %s: only controlplane/store/etcdstore talks to etcd", pkg, imp)
 			}
 		}
 	}

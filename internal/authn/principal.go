@@ -2,8 +2,12 @@
 // interceptors and the edge's HTTP middleware both call it, so a token means
 // the same thing on every path: static tokens from the config (compared in
 // constant time), JWTs issued by the control plane (Ed25519 with a key id,
-// the algorithm pinned, iss/aud/exp/nbf checked, revocable by jti), and the
-// anonymous principal of a gateway running without auth on loopback.
+// the algorithm pinned, iss/aud/exp/nbf checked, revocable by jti), the
+// access tokens of an OAuth 2.1 authorization server (oauth.go: keys from
+// its JWKS, the algorithm each key declares, iss, aud naming this gateway,
+// exp/nbf, scopes mapped to grants; opaque tokens by introspection, through
+// an OAuthSource this package declares and internal/oauth implements), and
+// the anonymous principal of a gateway running without auth on loopback.
 //
 // Scopes are checked where decisions are made; this package only says who a
 // caller is and what it was granted.
@@ -32,15 +36,18 @@ const (
 	KindAnonymous Kind = "anonymous" // auth.type none
 	KindStatic    Kind = "static"    // a static token from the config
 	KindJWT       Kind = "jwt"       // a token issued by the control plane
+	KindOAuth     Kind = "oauth"     // an access token of an OAuth authorization server
 )
 
 // Principal is a verified caller.
 type Principal struct {
-	// Subject names the caller: "static:NAME", "client:ID" or "anonymous".
+	// Subject names the caller: "static:NAME", "client:ID", "oauth:SUB"
+	// or "anonymous".
 	// It is safe to log; it is never the token.
 	Subject string
 	Kind    Kind
-	// TokenID is the jti of a JWT, empty otherwise.
+	// TokenID is the jti of a JWT (an OAuth access token's too, when it
+	// has one), empty otherwise.
 	TokenID string
 	// Scopes holds ScopeAdmin and ScopeEdge as granted.
 	Scopes []string

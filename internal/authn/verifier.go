@@ -32,6 +32,8 @@ const (
 	ModeNone  = "none"  // everyone is the anonymous principal
 	ModeToken = "token" // static tokens and issued JWTs
 	ModeJWT   = "jwt"   // issued JWTs only
+	// ModeOAuth (oauth.go): static tokens, issued JWTs and the access
+	// tokens of an OAuth authorization server.
 )
 
 // Algorithm is the only JWT signing algorithm Atrax issues and accepts.
@@ -64,6 +66,9 @@ type Options struct {
 	Audience string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OAuth, in ModeOAuth, is the authorization server whose access
+	// tokens are accepted beside static tokens and issued JWTs.
+	OAuth *OAuthOptions
 	// CacheSize bounds how many verified JWTs are remembered, so that a
 	// client sending the same token on every request pays for its
 	// signature once (DefaultCacheSize when 0; negative disables the
@@ -92,6 +97,10 @@ type Verifier struct {
 	revoked atomic.Pointer[map[string]time.Time]
 
 	cache *tokenCache // nil when disabled
+
+	// oauth checks the access tokens of an authorization server; nil
+	// unless ModeOAuth.
+	oauth *oauthVerifier
 }
 
 type staticEntry struct {
@@ -135,6 +144,9 @@ func NewVerifier(opts Options) *Verifier {
 	)
 	empty := map[string]ed25519.PublicKey{}
 	v.keys.Store(&empty)
+	if opts.Mode == ModeOAuth && opts.OAuth != nil && opts.OAuth.Source != nil {
+		v.oauth = newOAuthVerifier(*opts.OAuth, v.now)
+	}
 	return v
 }
 
@@ -227,19 +239,26 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if p, ok := lookupStatic(v.service, &d); ok {
 		return p.clone(), nil
 	}
-	if v.mode == ModeToken {
+	if v.mode == ModeToken || v.mode == ModeOAuth {
 		if p, ok := lookupStatic(v.static, &d); ok {
 			return p.clone(), nil
 		}
 	}
 	if strings.Count(token, ".") != 2 {
-		// Not a JWT: a wrong static token, or garbage.
+		// Not a JWT: an opaque access token of the authorization server,
+		// a wrong static token, or garbage.
+		if v.oauth != nil && v.oauth.opts.Introspect {
+			return v.introspect(ctx, token)
+		}
 		return nil, fmt.Errorf("%w: unknown token", ErrInvalidToken)
 	}
 	if v.cache != nil {
 		if p, ok := v.cache.get(&d, v.now()); ok {
 			return p.clone(), nil
 		}
+	}
+	if v.oauth != nil && !v.isIssued(token) {
+		return v.verifyOAuthJWT(ctx, token, &d)
 	}
 	return v.verifyJWT(token, &d)
 }

@@ -65,6 +65,11 @@ func checkTLS(cfg *config.Config) (checked []string, err error) {
 	} else if cfg.ControlPlane.TLS != nil {
 		checked = append(checked, tlsconf.KeyControlPlane)
 	}
+	if _, err := tlsconf.Etcd(cfg); err != nil {
+		errs = append(errs, err)
+	} else if e := cfg.Store.Etcd; e != nil && e.TLS != nil {
+		checked = append(checked, "store.etcd.tls")
+	}
 	// As an edge of its own (atrax edge) reads them.
 	cp := cfg.ControlPlane
 	if _, err := tlsconf.EdgeClient(cfg, false); err != nil {

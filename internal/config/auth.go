@@ -57,7 +57,7 @@ func (d *decoder) auth(path string, v *hujson.Value) authState {
 		switch m.key {
 		case "type":
 			typeSeen = true
-			st.Type, _ = d.oneOf(m.path, m.val, AuthNone, AuthToken, AuthJWT)
+			st.Type, _ = d.oneOf(m.path, m.val, AuthNone, AuthToken, AuthJWT, AuthOAuth)
 		case "options":
 			opts = &m
 		default:
@@ -65,15 +65,27 @@ func (d *decoder) auth(path string, v *hujson.Value) authState {
 		}
 	}
 	if !typeSeen {
-		d.add(st.typePath, `required: "none", "token" or "jwt"`)
+		d.add(st.typePath, `required: "none", "token", "jwt" or "oauth"`)
 	}
 
 	optionsPath := join(path, "options")
-	var broken credentialErrors
+	var (
+		broken credentialErrors
+		oauth  = &oauthState{OAuth: OAuth{
+			JWKSRefresh: DefaultJWKSRefresh,
+			Claims:      OAuthClaims{Subject: DefaultSubjectClaim},
+		}}
+		seen map[string]bool
+	)
 	if opts != nil {
-		broken = d.authOptions(opts.path, opts.val, &st.Auth)
+		broken, seen = d.authOptions(opts.path, opts.val, &st.Auth, st.Type, oauth)
 	}
 	switch st.Type {
+	case AuthOAuth:
+		// Static tokens, clients and issued JWTs work beside OAuth; none
+		// is required.
+		d.checkOAuth(optionsPath, oauth, seen)
+		st.OAuth = &oauth.OAuth
 	case AuthToken:
 		if len(st.Tokens) == 0 && !broken.tokens {
 			d.add(join(optionsPath, "token"), `required when auth.type is "token" (or set auth.options.tokens)`)
@@ -92,14 +104,16 @@ type credentialErrors struct {
 	tokens, clients bool
 }
 
-// authOptions decodes "auth.options" into a.
-func (d *decoder) authOptions(path string, v *hujson.Value, a *Auth) credentialErrors {
+// authOptions decodes "auth.options" into a, and, when typ is AuthOAuth,
+// its OAuth keys into o. It also returns which keys the object has.
+func (d *decoder) authOptions(path string, v *hujson.Value, a *Auth, typ string, o *oauthState) (credentialErrors, map[string]bool) {
 	var broken credentialErrors
 	members, ok := d.object(path, v)
 	if !ok {
 		broken.tokens, broken.clients = true, true
-		return broken
+		return broken, map[string]bool{"issuer": true, "audience": true, "claims": true}
 	}
+	seen := make(map[string]bool, len(members))
 	var (
 		single     []StaticToken // options.token, first whatever the key order
 		list       []StaticToken
@@ -111,6 +125,14 @@ func (d *decoder) authOptions(path string, v *hujson.Value, a *Auth) credentialE
 		maxOK      = true
 	)
 	for _, m := range members {
+		seen[m.key] = true
+		if typ == AuthOAuth && d.oauthOption(m, o) {
+			continue
+		}
+		if oauthKeys[m.key] {
+			d.add(m.path, `only with auth.type "oauth"`)
+			continue
+		}
 		switch m.key {
 		case "token":
 			tok, ok := d.nonEmpty(m.path, m.val)
@@ -188,7 +210,7 @@ func (d *decoder) authOptions(path string, v *hujson.Value, a *Auth) credentialE
 			byName[t.Name] = paths[i]
 		}
 	}
-	return broken
+	return broken, seen
 }
 
 // staticToken decodes one entry of options.tokens: a bare string (a token

@@ -31,6 +31,7 @@ const (
 	AuthNone  = "none"
 	AuthToken = "token"
 	AuthJWT   = "jwt"
+	AuthOAuth = "oauth"
 )
 
 // Transport types of an upstream server.
@@ -52,7 +53,10 @@ type Config struct {
 	ControlPlane ControlPlane
 	// DataDir holds the embedded store; empty means "atrax-data" beside the
 	// config file.
-	DataDir     string
+	DataDir string
+	// Store, when it names etcd, keeps the control plane's state there
+	// instead of in DataDir (the two are exclusive).
+	Store       Store
 	Namespacing Namespacing
 	// HTTP says how the edge's MCP endpoints treat clients.
 	HTTP HTTP
@@ -72,7 +76,7 @@ type Config struct {
 
 // Auth is the "auth" object.
 type Auth struct {
-	// Type is AuthNone, AuthToken or AuthJWT.
+	// Type is AuthNone, AuthToken, AuthJWT or AuthOAuth.
 	Type string
 	// Tokens are the static tokens: options.token (named "default") and the
 	// entries of options.tokens. Secrets are expanded.
@@ -83,9 +87,15 @@ type Auth struct {
 	TTL time.Duration
 	// MaxTTL caps a lifetime a caller asks for (options.maxTtl).
 	MaxTTL time.Duration
-	// Issuer and Audience are the iss and aud of issued tokens.
+	// Issuer and Audience are the iss and aud of issued tokens. With
+	// AuthOAuth, options.issuer and options.audience name the
+	// authorization server and this gateway instead (see OAuth), and
+	// issued tokens keep DefaultIssuer and DefaultAudience.
 	Issuer   string
 	Audience string
+	// OAuth is set when Type is AuthOAuth: Atrax is then an OAuth 2.1
+	// resource server in front of an existing authorization server.
+	OAuth *OAuth
 }
 
 // Grant is what a credential allows. Scopes holds "admin" and "edge"; Servers
@@ -116,6 +126,10 @@ type Client struct {
 type ControlPlane struct {
 	// Address is where the control plane serves gRPC and where edges dial it.
 	Address string
+	// Addresses, when set, are where edges dial the control plane instead
+	// of Address: the replicas of a fleet, which an edge fails over
+	// between.
+	Addresses []string
 	// Token is the credential an edge presents; in token mode it defaults to
 	// the first static token.
 	Token string

@@ -1,6 +1,11 @@
 package config
 
-import "github.com/tailscale/hujson"
+import (
+	"errors"
+	"net"
+
+	"github.com/tailscale/hujson"
+)
 
 // controlPlane decodes the "controlPlane" object. It reports whether the
 // address is usable (for the loopback check of auth "none") and whether a
@@ -26,6 +31,18 @@ func (d *decoder) controlPlane(path string, v *hujson.Value) (cp ControlPlane, a
 				break
 			}
 			cp.Address = s
+		case "addresses":
+			cp.Addresses, _ = d.strings(m.path, m.val, true, func(p, s string) bool {
+				if err := checkDialAddress(s); err != nil {
+					d.add(p, err.Error())
+					addressOK = false
+					return false
+				}
+				return true
+			})
+			if arr, ok := m.val.Value.(*hujson.Array); ok && len(arr.Elements) == 0 {
+				d.add(m.path, `must name at least one control plane (or leave it out and set "address")`)
+			}
 		case "token":
 			cp.Token, tokenSet = d.nonEmpty(m.path, m.val)
 		case "allowCommands":
@@ -79,4 +96,26 @@ func (d *decoder) allowCommands(path string, v *hujson.Value) AllowCommands {
 	}
 	d.typeError(path, "true, false or an array of commands", v)
 	return AllowCommands{}
+}
+
+// checkDialAddress accepts a host:port an edge can dial: a host and a port
+// other than 0.
+func checkDialAddress(addr string) error {
+	if err := checkAddress(addr); err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || port == "0" {
+		return errors.New(`must name a host and a port other than 0, such as "cp-0.atrax:4001"`)
+	}
+	return nil
+}
+
+// DialAddresses returns where edges dial the control plane: Addresses when
+// set, else Address.
+func (cp ControlPlane) DialAddresses() []string {
+	if len(cp.Addresses) > 0 {
+		return cp.Addresses
+	}
+	return []string{cp.Address}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,6 +122,8 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			c.ControlPlane, cpAddressOK, cpTokenSet = d.controlPlane(m.path, m.val)
 		case "dataDir":
 			c.DataDir, _ = d.nonEmpty(m.path, m.val)
+		case "store":
+			c.Store = d.store(m.path, m.val)
 		case "namespacing":
 			c.Namespacing, preferPaths = d.namespacing(m.path, m.val, c.Namespacing)
 		case "mcpServers":
@@ -141,7 +144,7 @@ func (d *decoder) config(root *hujson.Value) *Config {
 	}
 
 	if !auth.present {
-		d.add("auth", `required: set "type" to "token" or "jwt" (or, for a gateway listening only on loopback, "auth": {"type": "none"})`)
+		d.add("auth", `required: set "type" to "token", "jwt" or "oauth" (or, for a gateway listening only on loopback, "auth": {"type": "none"})`)
 	}
 	if auth.Type == AuthNone && hostOK && cpAddressOK {
 		var notLoopback []string
@@ -151,6 +154,9 @@ func (d *decoder) config(root *hujson.Value) *Config {
 		if !isLoopbackAddress(c.ControlPlane.Address) {
 			notLoopback = append(notLoopback, "controlPlane.address")
 		}
+		if slices.ContainsFunc(c.ControlPlane.Addresses, func(a string) bool { return !isLoopbackAddress(a) }) {
+			notLoopback = append(notLoopback, "controlPlane.addresses")
+		}
 		if a := c.ControlPlane.MetricsAddress; a != "" && !isLoopbackAddress(a) {
 			notLoopback = append(notLoopback, "controlPlane.metricsAddress")
 		}
@@ -158,10 +164,13 @@ func (d *decoder) config(root *hujson.Value) *Config {
 			d.addf(auth.typePath, `"none" is only allowed on a loopback address (127.0.0.1, ::1 or localhost), and %s is not: use "token" or "jwt"`, strings.Join(notLoopback, " and "))
 		}
 	}
+	if c.Store.Etcd != nil && hasMember(members, "dataDir") {
+		d.add("store.etcd", "cannot be set together with dataDir: the control plane keeps its state either in etcd or in the embedded store under dataDir; remove store.etcd or dataDir")
+	}
 	if c.ControlPlane.MetricsAddress != "" && c.HTTP.Metrics == MetricsOff {
 		d.addf("controlPlane.metricsAddress", `must be empty while http.metrics is %q`, MetricsOff)
 	}
-	if auth.Type == AuthToken && !cpTokenSet && len(c.Auth.Tokens) > 0 {
+	if (auth.Type == AuthToken || auth.Type == AuthOAuth) && !cpTokenSet && len(c.Auth.Tokens) > 0 {
 		c.ControlPlane.Token = c.Auth.Tokens[0].Token
 	}
 

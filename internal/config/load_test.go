@@ -426,13 +426,13 @@ func TestParseErrors(t *testing.T) {
 
 		// auth.
 		{"auth missing", `{}`, nil,
-			[]string{`auth: required: set "type" to "token" or "jwt" (or, for a gateway listening only on loopback, "auth": {"type": "none"})`}},
+			[]string{`auth: required: set "type" to "token", "jwt" or "oauth" (or, for a gateway listening only on loopback, "auth": {"type": "none"})`}},
 		{"auth not an object", `{"auth": "none"}`, nil,
 			[]string{`auth: must be an object, not a string`}},
 		{"auth type missing", `{"auth": {}}`, nil,
-			[]string{`auth.type: required: "none", "token" or "jwt"`}},
+			[]string{`auth.type: required: "none", "token", "jwt" or "oauth"`}},
 		{"auth type unknown", `{"auth": {"type": "basic"}}`, nil,
-			[]string{`auth.type: unknown value "basic" (want none, token or jwt)`}},
+			[]string{`auth.type: unknown value "basic" (want none, token, jwt or oauth)`}},
 		{"auth unknown key", `{"auth": {"type": "none", "mode": "x"}}`, nil,
 			[]string{`auth.mode: unknown key`}},
 		{"none on every interface", `{"host": "0.0.0.0", ` + none + `}`, nil,

@@ -76,8 +76,9 @@ func startAtrax(t testing.TB, mode, cfg string, env map[string]string) *proc {
 
 // startAtraxIn starts `atrax MODE -f DIR/atrax.json` with cfg written there.
 // Unless cfg sets them, "port" is 0, "controlPlane.address" is
-// "127.0.0.1:0" and "dataDir" is DIR/data, so the OS picks the ports and a
-// second start in the same DIR finds the same store. The process gets env
+// "127.0.0.1:0" and "dataDir" is DIR/data (unless cfg names a "store"), so
+// the OS picks the ports and a second start in the same DIR finds the same
+// store. The process gets env
 // plus PATH and HOME, nothing else of the test's environment. startAtraxIn
 // returns once the process serves (and, with an edge, has applied its first
 // snapshot); the process is killed when the test ends.
@@ -155,7 +156,7 @@ func withDefaults(t testing.TB, cfg, dir string) string {
 	case v.Find("/controlPlane/address") == nil:
 		add("/controlPlane/address", "127.0.0.1:0")
 	}
-	if v.Find("/dataDir") == nil {
+	if v.Find("/dataDir") == nil && v.Find("/store") == nil {
 		add("/dataDir", filepath.Join(dir, "data"))
 	}
 	if len(ops) > 0 {

@@ -38,6 +38,16 @@ type statelessReply struct {
 // statelessCall sends one request to base+"/mcp" and returns its answer.
 func statelessCall(t *testing.T, base, token, method string, params map[string]any, caps map[string]any) statelessReply {
 	t.Helper()
+	out, err := statelessDo(base, token, method, params, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// statelessDo is statelessCall for any goroutine: a request that gets no
+// HTTP answer, or an answer that is not JSON, is an error.
+func statelessDo(base, token, method string, params map[string]any, caps map[string]any) (statelessReply, error) {
 	if params == nil {
 		params = map[string]any{}
 	}
@@ -52,7 +62,7 @@ func statelessCall(t *testing.T, base, token, method string, params map[string]a
 	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
 	req, err := http.NewRequest("POST", base+"/mcp", bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return statelessReply{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -70,7 +80,7 @@ func statelessCall(t *testing.T, base, token, method string, params map[string]a
 	client := &http.Client{Timeout: 60 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s to %s: %v", method, base, err)
+		return statelessReply{}, fmt.Errorf("%s to %s: %v", method, base, err)
 	}
 	defer resp.Body.Close()
 	out := statelessReply{Status: resp.StatusCode}
@@ -90,7 +100,7 @@ func statelessCall(t *testing.T, base, token, method string, params map[string]a
 	for _, f := range frames {
 		var m map[string]any
 		if err := json.Unmarshal(f, &m); err != nil {
-			t.Fatalf("%s: frame %q is not JSON", method, f)
+			return out, fmt.Errorf("%s: frame %q is not JSON", method, f)
 		}
 		if _, isNote := m["method"]; isNote {
 			out.Notifications = append(out.Notifications, m)
@@ -107,7 +117,7 @@ func statelessCall(t *testing.T, base, token, method string, params map[string]a
 		_ = json.Unmarshal(f, &r)
 		out.Result, out.Error = r.Result, r.Error
 	}
-	return out
+	return out, nil
 }
 
 // edgePair runs a control plane and two edges in front of the given

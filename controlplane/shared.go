@@ -1,0 +1,155 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/atrax-mcp/atrax/controlplane/store"
+	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
+	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore"
+	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/tlsconf"
+)
+
+// openStore opens the store the config names: etcd (store.etcd), which
+// several control planes share, or the embedded file under dataDir. It
+// also says where the store is, for the log.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, string, error) {
+	e := cfg.Store.Etcd
+	if e == nil {
+		dataDir := cfg.DataDirPath()
+		st, err := boltstore.Open(filepath.Join(dataDir, StoreFile), boltstore.Options{Logger: log})
+		if err != nil {
+			return nil, "", err
+		}
+		return st, dataDir, nil
+	}
+	tlsConfig, err := tlsconf.Etcd(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := etcdstore.Open(ctx, etcdstore.Options{
+		Endpoints: e.Endpoints,
+		TLS:       tlsConfig,
+		Username:  e.Username,
+		Password:  e.Password,
+		Prefix:    e.Prefix,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, "etcd " + e.Prefix, nil
+}
+
+// shareStore starts, for a store several control planes share, the watch
+// that brings the other replicas' writes here and the campaign to lead the
+// fleet, both ending with ctx; wg counts them. It reports whether this
+// process prunes revocations on its own (a store of its own: there is no
+// fleet to lead).
+func (p *plane) shareStore(ctx context.Context, wg *sync.WaitGroup) (pruneHere bool) {
+	if p.shared != nil {
+		wg.Go(func() { p.follow(ctx) })
+	}
+	el, ok := p.store.(store.Elector)
+	if !ok {
+		return true
+	}
+	wg.Go(func() { p.lead(ctx, el) })
+	return false
+}
+
+// follow applies every write to the shared store, in order, to the
+// registry (which tells its watchers) and the issuer (which hands keys and
+// revocations to the verifier), then rebuilds the edge snapshot at the
+// write's revision. The store's watch resumes by itself after a lost
+// connection, and sends the whole state when it cannot.
+func (p *plane) follow(ctx context.Context) {
+	events, err := p.shared.Watch(ctx, p.applied.Load())
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Error("watch the store: the other control planes' writes will not reach this one", "err", err)
+		}
+		return
+	}
+	for ev := range events {
+		p.registry.Apply(ev)
+		if ev.Keys || ev.Revocations || ev.Reset {
+			if !p.reloadIssuer(ctx) {
+				return
+			}
+		}
+		if ev.Revision > p.applied.Load() {
+			p.applied.Store(ev.Revision)
+		}
+		if err := p.snapshots.Rebuild(); err != nil {
+			p.log.Error("rebuild edge snapshot", "err", err)
+		}
+	}
+}
+
+// reloadIssuer reads keys and revocations again until it succeeds or ctx
+// ends (then it reports false).
+func (p *plane) reloadIssuer(ctx context.Context) bool {
+	pause := 100 * time.Millisecond
+	for {
+		err := p.issuer.Reload(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		p.log.Warn("reload keys and revocations written by another control plane; retrying", "err", err, "retry_in", pause.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+// lead campaigns to lead the control planes sharing the store and, while
+// this one leads, does what must run once per fleet: pruning expired
+// revocations at once and every pruneEvery. Leadership lost (etcd out of
+// reach for longer than the election's lease) is campaigned for again.
+func (p *plane) lead(ctx context.Context, el store.Elector) {
+	for {
+		leading, resign, err := el.Elect(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Error("election ended: this control plane no longer campaigns to lead the fleet", "err", err)
+			}
+			return
+		}
+		p.log.Info("leading the fleet: this control plane prunes expired revocations")
+		p.pruneWhile(leading)
+		resign()
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("no longer leading the fleet; campaigning again")
+	}
+}
+
+// pruneWhile prunes expired revocations now and every pruneEvery until ctx
+// ends.
+func (p *plane) pruneWhile(ctx context.Context) {
+	ticker := time.NewTicker(pruneEvery)
+	defer ticker.Stop()
+	for {
+		if err := p.issuer.Prune(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("prune revocations", "err", fmt.Errorf("as the fleet's leader: %w", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}

@@ -1,0 +1,176 @@
+// Package etcdtest runs a real etcd cluster inside a test process with the
+// go.etcd.io/etcd/server/v3/embed package: members on 127.0.0.1 ports the
+// operating system offers, data in t.TempDir(), every wait bounded. Tests of
+// etcdstore, of the control plane and the fleet's end-to-end test use it;
+// nothing outside tests does.
+package etcdtest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// StartTimeout bounds the wait for a cluster to elect a leader and serve.
+const StartTimeout = 30 * time.Second
+
+// Cluster is an etcd cluster in this process.
+type Cluster struct {
+	Members []*Member
+}
+
+// Member is one etcd member.
+type Member struct {
+	Name string
+	// ClientURL is where clients reach the member (http://127.0.0.1:PORT).
+	ClientURL string
+
+	mu     sync.Mutex
+	etcd   *embed.Etcd   // nil once stopped
+	closed chan struct{} // closed once a stopped member has shut down
+}
+
+// Start starts a cluster of n members and stops it when the test ends. It
+// returns once every member is ready, or fails the test.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	cfgs := make([]*embed.Config, n)
+	var initial []string
+	for i := range n {
+		name := fmt.Sprintf("m%d", i)
+		peer, client := localURL(t), localURL(t)
+		cfg := embed.NewConfig()
+		cfg.Name = name
+		cfg.Dir = t.TempDir()
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+		cfg.ListenMetricsUrls = nil
+		cfg.InitialClusterToken = "atrax-test-" + strings.ReplaceAll(t.Name(), "/", "-")
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		cfgs[i] = cfg
+		initial = append(initial, name+"="+peer.String())
+		c.Members = append(c.Members, &Member{Name: name, ClientURL: client.String()})
+	}
+	for _, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+	}
+	t.Cleanup(c.Stop)
+
+	// Members of a new cluster wait for each other: start them together.
+	errs := make(chan error, n)
+	for i, cfg := range cfgs {
+		go func() {
+			e, err := embed.StartEtcd(cfg)
+			if err != nil {
+				errs <- fmt.Errorf("start etcd member %s: %w", cfg.Name, err)
+				return
+			}
+			c.Members[i].mu.Lock()
+			c.Members[i].etcd = e
+			c.Members[i].mu.Unlock()
+			select {
+			case <-e.Server.ReadyNotify():
+				errs <- nil
+			case err := <-e.Err():
+				errs <- fmt.Errorf("etcd member %s: %w", cfg.Name, err)
+			case <-time.After(StartTimeout):
+				errs <- fmt.Errorf("etcd member %s not ready within %v", cfg.Name, StartTimeout)
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// localURL is http://127.0.0.1:PORT with a port free a moment ago.
+func localURL(t testing.TB) url.URL {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}
+}
+
+// Endpoints returns the client URLs of every member, stopped or not: what a
+// client is configured with.
+func (c *Cluster) Endpoints() []string {
+	var out []string
+	for _, m := range c.Members {
+		out = append(out, m.ClientURL)
+	}
+	return out
+}
+
+// Leader returns the member that leads the cluster now, nil when none of
+// the running members does.
+func (c *Cluster) Leader() *Member {
+	for _, m := range c.Members {
+		m.mu.Lock()
+		e := m.etcd
+		m.mu.Unlock()
+		if e != nil && e.Server.Leader() == e.Server.MemberID() {
+			return m
+		}
+	}
+	return nil
+}
+
+// Stop stops every member and waits until each has closed.
+func (c *Cluster) Stop() {
+	var wg sync.WaitGroup
+	for _, m := range c.Members {
+		wg.Go(func() {
+			m.Stop()
+			m.wait()
+		})
+	}
+	wg.Wait()
+}
+
+// Stop stops the member as a crash would, as far as the cluster can tell:
+// its raft node stops at once, without handing its leadership over. The
+// rest of its shutdown (a graceful stop of its client port, which waits
+// seconds for the clients' watch streams) goes on in the background, and
+// the cluster's Stop waits for it. Stop is safe to call more than once.
+func (m *Member) Stop() {
+	m.mu.Lock()
+	e := m.etcd
+	m.etcd = nil
+	if e != nil {
+		m.closed = make(chan struct{})
+	}
+	closed := m.closed
+	m.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.Server.HardStop()
+	go func() {
+		defer close(closed)
+		e.Close()
+	}()
+}
+
+// wait waits until a stopped member has closed.
+func (m *Member) wait() {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed != nil {
+		<-closed
+	}
+}
