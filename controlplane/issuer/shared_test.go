@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/atrax-mcp/atrax/controlplane/issuer"
 	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore"
@@ -18,8 +19,9 @@ import (
 func TestSharedStoreIssuers(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	type replica struct {
-		iss *issuer.Issuer
-		ver *authn.Verifier
+		iss   *issuer.Issuer
+		ver   *authn.Verifier
+		clock *clock
 	}
 	replicas := make([]replica, 4)
 	var wg sync.WaitGroup
@@ -32,7 +34,7 @@ func TestSharedStoreIssuers(t *testing.T) {
 		e := &env{t: t, store: st, clock: &clock{now: t0}, mode: authn.ModeToken}
 		wg.Go(func() {
 			i, v := e.open()
-			replicas[n] = replica{i, v}
+			replicas[n] = replica{i, v, e.clock}
 		})
 	}
 	wg.Wait()
@@ -65,7 +67,10 @@ func TestSharedStoreIssuers(t *testing.T) {
 		t.Errorf("B verifies a token revoked on A: err = %v, want ErrInvalidToken", err)
 	}
 
-	// A key rotated on B signs A's tokens once A reloads.
+	// A key rotated on B signs A's tokens once A reloads. (The newest key
+	// is current: B's clock moves on, as a real one would between start and
+	// rotation.)
+	b.clock.Advance(time.Minute)
 	k, err := b.iss.Rotate(ctx)
 	if err != nil {
 		t.Fatal(err)
