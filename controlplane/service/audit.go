@@ -26,6 +26,11 @@ type Auditor struct {
 // outcome. A failure to record is logged, never returned: the change itself
 // has already happened or failed.
 func (a *Auditor) Change(ctx context.Context, action, server string, err error) {
+	a.ChangeWith(ctx, action, server, nil, err)
+}
+
+// ChangeWith is Change with details (such as the jti a revocation names).
+func (a *Auditor) ChangeWith(ctx context.Context, action, server string, details map[string]string, err error) {
 	if a == nil || a.Store == nil {
 		return
 	}
@@ -41,6 +46,7 @@ func (a *Auditor) Change(ctx context.Context, action, server string, err error) 
 		Outcome: "ok",
 		// The id of the request that asked, in the logs too.
 		RequestId: logctx.RequestID(ctx),
+		Details:   details,
 	}
 	if err != nil {
 		ev.Outcome = "error"

@@ -104,7 +104,7 @@ func (a *Auth) RevokeToken(ctx context.Context, req *atraxv1.RevokeTokenRequest)
 		return nil, required("jti")
 	}
 	at, err := a.Issuer.Revoke(ctx, req.GetJti())
-	a.Audit.Change(ctx, "token.revoke", "", err)
+	a.Audit.ChangeWith(ctx, "token.revoke", "", map[string]string{"jti": req.GetJti()}, err)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -150,3 +150,23 @@ func TestIssueTokenAudited(t *testing.T) {
 		}
 	}
 }
+
+// A revocation's audit event names the jti it revoked.
+func TestRevokeTokenAudited(t *testing.T) {
+	a, _ := newAuth(t)
+	ctx := context.Background()
+	resp, err := a.IssueToken(ctx, &atraxv1.IssueTokenRequest{ClientId: "ci", ClientSecret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RevokeToken(ctx, &atraxv1.RevokeTokenRequest{Jti: resp.GetJti()}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := a.Audit.Store.ListAudit(ctx, store.AuditQuery{Action: "token.revoke"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].GetDetails()["jti"] != resp.GetJti() {
+		t.Fatalf("token.revoke events = %v, want one naming jti %s", events, resp.GetJti())
+	}
+}

@@ -978,6 +978,15 @@
     if (!r.ok) return emptyRow(tbody, 6, 'The audit log could not be read: ' + problem(r) + '.');
     const events = r.data.events || [];
     if (!events.length) return emptyRow(tbody, 6, 'No tokens issued yet.');
+    // Revocations made anywhere (the CLI, another console) name their jti.
+    const rv = await api('GET', '/audit?' + new URLSearchParams({action: 'token.revoke', outcome: 'ok', pageSize: '200'}));
+    if (rv.ok) {
+      for (const e of rv.data.events || []) {
+        if ((e.details || {}).jti) revoked.add(e.details.jti);
+      }
+    } else {
+      status($('#tokens-status'), 'Revocations could not be read, so a revoked token may still show Revoke: ' + problem(rv) + '.', false);
+    }
     tbody.replaceChildren(...events.map((e) => {
       const jti = (e.details || {}).jti || '';
       const row = el('tr', jti ? {'data-jti': jti} : {},

@@ -319,6 +319,9 @@ try {
     await page.waitForTimeout(200);
   }
   if (!refused) fail('the revoked token is still accepted');
+  // A fresh page knows the revocation from the audit log, not from memory.
+  await page.reload();
+  await page.locator(`#tokens-body tr[data-jti="${jti}"] .badge-bad`).waitFor();
   await shot('tokens-revoked');
   pass({refused: refused.status});
 
