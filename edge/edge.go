@@ -364,8 +364,14 @@ func (e *edgeServer) routes(rest http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", e.health)
 	mux.HandleFunc("GET /ready", e.ready)
-	if access := e.cfg.HTTP.Metrics; access != config.MetricsOff {
-		mux.Handle("GET /metrics", metrics.Handler(e.metrics.reg, access, e.counted))
+	switch access := e.cfg.HTTP.Metrics; access {
+	case config.MetricsOff:
+	case config.MetricsPublic:
+		mux.Handle("GET /metrics", metrics.Handler(e.metrics.reg, access, nil))
+	default:
+		// Behind the edge's own check, so that a refusal carries the
+		// same challenge (resource_metadata under OAuth) as every other.
+		mux.Handle("GET /metrics", httpauth.Require(e.counted, metrics.Handler(e.metrics.reg, config.MetricsPublic, nil)))
 	}
 	e.mcp.Register(mux)
 	if e.debug {

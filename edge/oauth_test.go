@@ -161,6 +161,11 @@ func TestOAuthResource(t *testing.T) {
 		{"unknown path, no token", "GET", "/nowhere", "", 401,
 			`Bearer realm="atrax", resource_metadata="` + metadata + `"`},
 		{"unknown path, admin token", "GET", "/nowhere", idp.token(t, audience, "mcp:admin"), 404, ""},
+		{"metrics, no token", "GET", "/metrics", "", 401,
+			`Bearer realm="atrax", resource_metadata="` + metadata + `"`},
+		{"metrics, another resource's token", "GET", "/metrics", idp.token(t, base+"/other", "mcp:admin"), 401,
+			`Bearer realm="atrax", resource_metadata="` + metadata + `", error="invalid_token", error_description="the token is for another resource (aud)"`},
+		{"metrics, a token", "GET", "/metrics", idp.token(t, audience, "mcp:tools"), 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
