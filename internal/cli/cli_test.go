@@ -79,7 +79,7 @@ func TestCLIUsage(t *testing.T) {
 			t.Errorf("atrax help %s differs from atrax %s -h", name, name)
 		}
 	}
-	run(t, nil, false, "servers", "add", "-h").want(t, 0, "--command PROGRAM", "--args A,B", "--env KEY=VALUE", "--cwd DIR", "--url URL", "--header NAME=VALUE", "--disabled", "--addr HOST:PORT", "--token TOKEN", "-o FORMAT")
+	run(t, nil, false, "servers", "add", "-h").want(t, 0, "--command PROGRAM", "--args A,B", "--env KEY=VALUE", "--cwd DIR", "--url URL", "--header NAME=VALUE", "--disabled", "--pin-tools", "--addr HOST:PORT", "--token TOKEN", "-o FORMAT")
 	run(t, nil, false, "servers", "-h").want(t, 0, "atrax servers list", "atrax servers restart NAME")
 	run(t, nil, false, "version").want(t, 0, "atrax test")
 }
@@ -137,7 +137,7 @@ func TestCLIServers(t *testing.T) {
 	// The command after --.
 	f.admin(t, "servers", "add", "everything", "--disabled", "--", "npx", "-y", "@modelcontextprotocol/server-everything").
 		want(t, 0, "Added server everything", "desired state stopped")
-	f.admin(t, "servers", "add", "docs", "--url", "https://example.com/mcp", "--header", "Authorization=Bearer ${DOCS_TOKEN}", "--type", "http").
+	f.admin(t, "servers", "add", "docs", "--url", "https://example.com/mcp", "--header", "Authorization=Bearer ${DOCS_TOKEN}", "--type", "http", "--pin-tools").
 		want(t, 0, "Added server docs (http: https://example.com/mcp)")
 
 	want := []*atraxv1.Server{
@@ -145,7 +145,7 @@ func TestCLIServers(t *testing.T) {
 			Env: map[string]string{"MEMORY_FILE_PATH": "${HOME}/m.json", "DEBUG": "1"}, Cwd: "/tmp",
 			Description: "Knowledge graph", Timeout: "90s", Tags: []string{"local", "graph"}},
 		{Name: "everything", Command: "npx", Args: []string{"-y", "@modelcontextprotocol/server-everything"}, Disabled: true},
-		{Name: "docs", Url: "https://example.com/mcp", Headers: map[string]string{"Authorization": "Bearer ${DOCS_TOKEN}"}, Type: "http"},
+		{Name: "docs", Url: "https://example.com/mcp", Headers: map[string]string{"Authorization": "Bearer ${DOCS_TOKEN}"}, Type: "http", PinTools: true},
 	}
 	if diff := cmp.Diff(want, f.servers.created, protocmp.Transform()); diff != "" {
 		t.Errorf("CreateServer requests (-want +got):\n%s", diff)

@@ -155,6 +155,7 @@ stored as written and expanded by each edge from its own environment.
 		fs.StringVar(&s.Isolation, "isolation", "", "isolation `MODE`: shared (default) or session")
 		fs.Var(&tags, "tags", "labels `A,B` for operators (comma-separated)")
 		fs.BoolVar(&s.Disabled, "disabled", false, "define the server but do not start it")
+		fs.BoolVar(&s.PinTools, "pin-tools", false, "hold each new or changed tool until an admin approves it (atrax servers approve)")
 		return func(ctx context.Context, pos []string) error {
 			s.Name = pos[0]
 			if rest := pos[1:]; len(rest) > 0 {
