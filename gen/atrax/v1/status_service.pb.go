@@ -61,14 +61,19 @@ func (*GetHealthRequest) Descriptor() ([]byte, []int) {
 
 type GetHealthResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "ok" while the process serves.
+	// "ok" while the process serves. On a control plane, "degraded" while it
+	// cannot reach its store (etcd): it then answers NOT_SERVING to
+	// grpc.health.v1 checks of the server ("") and serves no edge, and reason
+	// says why.
 	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	// "controlplane" or "edge".
 	Component string `protobuf:"bytes,2,opt,name=component,proto3" json:"component,omitempty"`
 	Version   string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// On an edge: "connected" while its Sync stream is up, otherwise
 	// "disconnected" (the edge then serves its last known registry).
-	ControlPlane  string `protobuf:"bytes,4,opt,name=control_plane,json=controlPlane,proto3" json:"control_plane,omitempty"`
+	ControlPlane string `protobuf:"bytes,4,opt,name=control_plane,json=controlPlane,proto3" json:"control_plane,omitempty"`
+	// Why status is not "ok"; empty when it is.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +136,13 @@ func (x *GetHealthResponse) GetControlPlane() string {
 	return ""
 }
 
+func (x *GetHealthResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -168,7 +180,10 @@ func (*GetStatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type GetStatusResponse struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ok", or "degraded" when the answering control plane cannot read the
+	// edges other control planes share through the store: edges then lists
+	// only those connected to the one that answers, and reason says why.
 	Status    string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	Version   string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
@@ -176,8 +191,10 @@ type GetStatusResponse struct {
 	RegistryVersion int64           `protobuf:"varint,4,opt,name=registry_version,json=registryVersion,proto3" json:"registry_version,omitempty"`
 	Servers         []*ServerStatus `protobuf:"bytes,5,rep,name=servers,proto3" json:"servers,omitempty"`
 	Edges           []*EdgeStatus   `protobuf:"bytes,6,rep,name=edges,proto3" json:"edges,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Why status is not "ok"; empty when it is.
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -250,6 +267,13 @@ func (x *GetStatusResponse) GetEdges() []*EdgeStatus {
 		return x.Edges
 	}
 	return nil
+}
+
+func (x *GetStatusResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // ServerStatus is the public part of a server's definition and its desired
@@ -339,6 +363,9 @@ func (x *ServerStatus) GetDescription() string {
 }
 
 // EdgeStatus is what one edge last reported through its Sync stream.
+// Control planes list the edges connected to them and those that left them
+// in the last 10 minutes; those that share an etcd store list the edges
+// connected to the others as well.
 type EdgeStatus struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	EdgeId       string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
@@ -351,8 +378,12 @@ type EdgeStatus struct {
 	SnapshotVersion int64             `protobuf:"varint,7,opt,name=snapshot_version,json=snapshotVersion,proto3" json:"snapshot_version,omitempty"`
 	Upstreams       []*UpstreamStatus `protobuf:"bytes,8,rep,name=upstreams,proto3" json:"upstreams,omitempty"`
 	Sessions        []*SessionCount   `protobuf:"bytes,9,rep,name=sessions,proto3" json:"sessions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The control-plane replica that holds the edge's Sync stream (or held
+	// it last, for an edge no longer connected): its host name and gRPC port,
+	// "HOST:PORT".
+	Replica       string `protobuf:"bytes,10,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EdgeStatus) Reset() {
@@ -448,18 +479,26 @@ func (x *EdgeStatus) GetSessions() []*SessionCount {
 	return nil
 }
 
+func (x *EdgeStatus) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
 var File_atrax_v1_status_service_proto protoreflect.FileDescriptor
 
 const file_atrax_v1_status_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1datrax/v1/status_service.proto\x12\batrax.v1\x1a\x13atrax/v1/edge.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetHealthRequest\"\x88\x01\n" +
+	"\x10GetHealthRequest\"\xa0\x01\n" +
 	"\x11GetHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1c\n" +
 	"\tcomponent\x18\x02 \x01(\tR\tcomponent\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12#\n" +
-	"\rcontrol_plane\x18\x04 \x01(\tR\fcontrolPlane\"\x12\n" +
-	"\x10GetStatusRequest\"\x89\x02\n" +
+	"\rcontrol_plane\x18\x04 \x01(\tR\fcontrolPlane\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x12\n" +
+	"\x10GetStatusRequest\"\xa1\x02\n" +
 	"\x11GetStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x129\n" +
@@ -467,14 +506,15 @@ const file_atrax_v1_status_service_proto_rawDesc = "" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12)\n" +
 	"\x10registry_version\x18\x04 \x01(\x03R\x0fregistryVersion\x120\n" +
 	"\aservers\x18\x05 \x03(\v2\x16.atrax.v1.ServerStatusR\aservers\x12*\n" +
-	"\x05edges\x18\x06 \x03(\v2\x14.atrax.v1.EdgeStatusR\x05edges\"\xb5\x01\n" +
+	"\x05edges\x18\x06 \x03(\v2\x14.atrax.v1.EdgeStatusR\x05edges\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\xb5\x01\n" +
 	"\fServerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0etransport_type\x18\x02 \x01(\tR\rtransportType\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1a\n" +
 	"\bdisabled\x18\x05 \x01(\bR\bdisabled\x12 \n" +
-	"\vdescription\x18\x06 \x01(\tR\vdescription\"\x8f\x03\n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\"\xa9\x03\n" +
 	"\n" +
 	"EdgeStatus\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x18\n" +
@@ -485,7 +525,9 @@ const file_atrax_v1_status_service_proto_rawDesc = "" +
 	"\x0elast_seen_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\x12)\n" +
 	"\x10snapshot_version\x18\a \x01(\x03R\x0fsnapshotVersion\x126\n" +
 	"\tupstreams\x18\b \x03(\v2\x18.atrax.v1.UpstreamStatusR\tupstreams\x122\n" +
-	"\bsessions\x18\t \x03(\v2\x16.atrax.v1.SessionCountR\bsessions2\xbd\x01\n" +
+	"\bsessions\x18\t \x03(\v2\x16.atrax.v1.SessionCountR\bsessions\x12\x18\n" +
+	"\areplica\x18\n" +
+	" \x01(\tR\areplica2\xbd\x01\n" +
 	"\rStatusService\x12U\n" +
 	"\tGetHealth\x12\x1a.atrax.v1.GetHealthRequest\x1a\x1b.atrax.v1.GetHealthResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/health\x12U\n" +
 	"\tGetStatus\x12\x1a.atrax.v1.GetStatusRequest\x1a\x1b.atrax.v1.GetStatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/statusB1Z/github.com/atrax-mcp/atrax/gen/atrax/v1;atraxv1b\x06proto3"

@@ -30,10 +30,13 @@ const (
 // StatusService reports liveness and the state of every edge. Both RPCs are
 // public and reveal no secrets: no env values, headers or tokens.
 type StatusServiceClient interface {
-	// GetHealth reports whether the answering process is alive.
+	// GetHealth reports whether the answering process is alive and, on a
+	// control plane, whether it is ready: whether it reaches its store.
 	GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error)
 	// GetStatus reports every server's desired state and, per edge, the state
-	// of each upstream connection and the sessions it holds.
+	// of each upstream connection and the sessions it holds. On control planes
+	// that share an etcd store it lists the edges connected to any of them,
+	// whichever answers.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 }
 
@@ -72,10 +75,13 @@ func (c *statusServiceClient) GetStatus(ctx context.Context, in *GetStatusReques
 // StatusService reports liveness and the state of every edge. Both RPCs are
 // public and reveal no secrets: no env values, headers or tokens.
 type StatusServiceServer interface {
-	// GetHealth reports whether the answering process is alive.
+	// GetHealth reports whether the answering process is alive and, on a
+	// control plane, whether it is ready: whether it reaches its store.
 	GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error)
 	// GetStatus reports every server's desired state and, per edge, the state
-	// of each upstream connection and the sessions it holds.
+	// of each upstream connection and the sessions it holds. On control planes
+	// that share an etcd store it lists the edges connected to any of them,
+	// whichever answers.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	mustEmbedUnimplementedStatusServiceServer()
 }
