@@ -15,13 +15,16 @@
 //	PREFIX/state/revocation/JTI       expiry, RFC 3339 with nanoseconds
 //	PREFIX/audit/TIME/SEQ             proto of atraxv1.AuditEvent
 //	PREFIX/election/...               the leader election (concurrency)
+//	PREFIX/edges/INSTANCE/EDGE_ID     proto of atraxv1.EdgeStatus, on INSTANCE's lease
 //
 // The store's revision is the etcd revision of the last state write (the
 // ModRevision of PREFIX/state/rev), so it only grows, is the same on every
 // replica, and Watch can resume from it. Audit keys are TIME (16 hex digits
 // of the event's Unix nanoseconds, sign bit flipped) and SEQ (16 hex digits
 // of a per-process sequence, then 8 of a per-process random number), so
-// that a key range is a time range and pages are ranges.
+// that a key range is a time range and pages are ranges. INSTANCE is that
+// per-process random number: each control plane's records of the edges
+// connected to it (SetEdges) live on a lease of its own.
 package etcdstore
 
 import (
@@ -121,6 +124,8 @@ type Store struct {
 	// leaders counts the goroutines that resign a leadership; Close
 	// waits for them before it closes the client.
 	leaders sync.WaitGroup
+	// edges are this process's edge records (edges.go).
+	edges edgeRecords
 
 	mu     sync.RWMutex // held for reading by every method, for writing by Close
 	closed bool
@@ -219,6 +224,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.cancel()
+	if s.edges.done != nil {
+		<-s.edges.done // revokes the edge records' lease, bounded by the timeout
+	}
 	s.leaders.Wait() // each bounded by the timeout
 	err := s.cli.Close()
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -326,6 +334,22 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	return resp.Kvs[0].ModRevision, nil
+}
+
+// Check tells whether etcd serves the store now, with a read that needs the
+// cluster's leader (a member cut off from the quorum refuses it), bounded
+// by ctx and the timeout. It fails with an error wrapping
+// store.ErrUnavailable when etcd does not answer.
+func (s *Store) Check(ctx context.Context) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if _, err := s.cli.Get(clientv3.WithRequireLeader(ctx), s.prefix+"/schema", clientv3.WithCountOnly()); err != nil {
+		return s.fail(ctx, "check etcd", err)
+	}
+	return nil
 }
 
 // ListServers returns every server, ordered by name (bytewise).

@@ -32,6 +32,7 @@ type Member struct {
 	// ClientURL is where clients reach the member (http://127.0.0.1:PORT).
 	ClientURL string
 
+	cfg    *embed.Config // to start it again
 	mu     sync.Mutex
 	etcd   *embed.Etcd   // nil once stopped
 	closed chan struct{} // closed once a stopped member has shut down
@@ -57,41 +58,56 @@ func Start(t testing.TB, n int) *Cluster {
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 		cfgs[i] = cfg
 		initial = append(initial, name+"="+peer.String())
-		c.Members = append(c.Members, &Member{Name: name, ClientURL: client.String()})
+		c.Members = append(c.Members, &Member{Name: name, ClientURL: client.String(), cfg: cfg})
 	}
 	for _, cfg := range cfgs {
 		cfg.InitialCluster = strings.Join(initial, ",")
 	}
 	t.Cleanup(c.Stop)
+	start(t, c.Members...)
+	return c
+}
 
-	// Members of a new cluster wait for each other: start them together.
-	errs := make(chan error, n)
-	for i, cfg := range cfgs {
+// Restart starts stopped members again, with their data, together (members
+// that lost their quorum wait for each other), and returns once each is
+// ready, or fails the test.
+func (c *Cluster) Restart(t testing.TB, members ...*Member) {
+	t.Helper()
+	for _, m := range members {
+		m.wait() // its ports are free again
+	}
+	start(t, members...)
+}
+
+// start starts members together and waits until each is ready.
+func start(t testing.TB, members ...*Member) {
+	t.Helper()
+	errs := make(chan error, len(members))
+	for _, m := range members {
 		go func() {
-			e, err := embed.StartEtcd(cfg)
+			e, err := embed.StartEtcd(m.cfg)
 			if err != nil {
-				errs <- fmt.Errorf("start etcd member %s: %w", cfg.Name, err)
+				errs <- fmt.Errorf("start etcd member %s: %w", m.Name, err)
 				return
 			}
-			c.Members[i].mu.Lock()
-			c.Members[i].etcd = e
-			c.Members[i].mu.Unlock()
+			m.mu.Lock()
+			m.etcd, m.closed = e, nil
+			m.mu.Unlock()
 			select {
 			case <-e.Server.ReadyNotify():
 				errs <- nil
 			case err := <-e.Err():
-				errs <- fmt.Errorf("etcd member %s: %w", cfg.Name, err)
+				errs <- fmt.Errorf("etcd member %s: %w", m.Name, err)
 			case <-time.After(StartTimeout):
-				errs <- fmt.Errorf("etcd member %s not ready within %v", cfg.Name, StartTimeout)
+				errs <- fmt.Errorf("etcd member %s not ready within %v", m.Name, StartTimeout)
 			}
 		}()
 	}
-	for range n {
+	for range members {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	return c
 }
 
 // localURL is http://127.0.0.1:PORT with a port free a moment ago.
@@ -141,7 +157,7 @@ func (c *Cluster) Stop() {
 	wg.Wait()
 }
 
-// Stop stops the member as a crash would, as far as the cluster can tell:
+// Stop stops the member as a crash would (Restart starts it again), as far as the cluster can tell:
 // its raft node stops at once, without handing its leadership over. The
 // rest of its shutdown (a graceful stop of its client port, which waits
 // seconds for the clients' watch streams) goes on in the background, and
