@@ -174,13 +174,24 @@ type observed struct {
 
 var _ downstream.Dispatcher = (*observed)(nil)
 
-func (d *observed) Initialize(s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error) {
+func (d *observed) Initialize(ctx context.Context, s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error) {
+	_, span := d.o.startSpan(ctx, s, protocol.MethodInitialize, params)
 	res, jerr := d.r.Initialize(s, params)
 	out := outcomeOK
 	if jerr != nil {
 		out = outcomeError
 	}
 	d.o.metrics.local.inc(methodOf(protocol.MethodInitialize), out)
+	if span.IsRecording() {
+		// The version is the one just negotiated.
+		if v := s.Version(); v != "" {
+			span.SetAttributes(attribute.String("mcp.protocol.version", v))
+		}
+		if jerr != nil {
+			setErrorStatus(span, jerr)
+		}
+	}
+	span.End()
 	return res, jerr
 }
 
@@ -198,8 +209,13 @@ func (d *observed) Listen(ctx context.Context, s *session.Session, req *jsonrpc.
 	return resp
 }
 
+// HandleNotification gives a client's notification (cancellation, roots
+// changed, progress) a span of its own, so that a trace shows a call
+// cancelled by its client.
 func (d *observed) HandleNotification(ctx context.Context, s *session.Session, n *jsonrpc.Request) {
+	ctx, span := d.o.startSpan(ctx, s, n.Method, n.Params)
 	d.r.HandleNotification(ctx, s, n)
+	span.End()
 }
 
 func (d *observed) Tool(name string) (json.RawMessage, bool) { return d.r.Tool(name) }
@@ -210,11 +226,22 @@ func (o *observer) begin(ctx context.Context, s *session.Session, req *jsonrpc.R
 	start := time.Now()
 	note := &callNote{}
 	ctx = context.WithValue(ctx, noteKey{}, note)
-	ctx = traceFromMeta(ctx, req.Params)
-	ctx, span := o.tracer.Start(ctx, req.Method, serverSpan...)
+	ctx, span := o.startSpan(ctx, s, req.Method, req.Params)
 	if span.IsRecording() {
-		describe(span, req.Method, req.Params)
-		attrs := []attribute.KeyValue{attribute.String("jsonrpc.request.id", string(jsonrpc.MarshalID(req.ID)))}
+		span.SetAttributes(attribute.String("jsonrpc.request.id", string(jsonrpc.MarshalID(req.ID))))
+	}
+	return ctx, span, note, start
+}
+
+// startSpan starts the span of a message from the client of s, a child of
+// the client's trace context (from _meta, else from the HTTP headers
+// already in ctx).
+func (o *observer) startSpan(ctx context.Context, s *session.Session, method string, params json.RawMessage) (context.Context, trace.Span) {
+	ctx = traceFromMeta(ctx, params)
+	ctx, span := o.tracer.Start(ctx, method, serverSpan...)
+	if span.IsRecording() {
+		describe(span, method, params)
+		var attrs []attribute.KeyValue
 		if s.ID != "" {
 			attrs = append(attrs, attribute.String("mcp.session.id", s.ID))
 		}
@@ -223,7 +250,7 @@ func (o *observer) begin(ctx context.Context, s *session.Session, req *jsonrpc.R
 		}
 		span.SetAttributes(attrs...)
 	}
-	return ctx, span, note, start
+	return ctx, span
 }
 
 // end counts, ends the span, audits and logs a client request.
@@ -285,14 +312,19 @@ func setStatus(span trace.Span, resp *jsonrpc.Response, err error, out outcome) 
 		return
 	}
 	if e := jsonrpc.WireError(resp); e != nil {
-		span.SetAttributes(attribute.String("error.type", strconv.FormatInt(e.Code, 10)), attribute.Int64("rpc.jsonrpc.error_code", e.Code))
-		span.SetStatus(codes.Error, e.Message)
+		setErrorStatus(span, e)
 		return
 	}
 	if out == outcomeToolError {
 		span.SetAttributes(attribute.String("error.type", "tool_error"))
 		span.SetStatus(codes.Error, "the tool returned an error result")
 	}
+}
+
+// setErrorStatus marks a span failed with a JSON-RPC error.
+func setErrorStatus(span trace.Span, e *jsonrpc.Error) {
+	span.SetAttributes(attribute.String("error.type", strconv.FormatInt(e.Code, 10)), attribute.Int64("rpc.jsonrpc.error_code", e.Code))
+	span.SetStatus(codes.Error, e.Message)
 }
 
 // toolResult is what a tools/call result says of itself.

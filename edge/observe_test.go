@@ -18,6 +18,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -332,6 +333,82 @@ func TestTraceAcrossUpstream(t *testing.T) {
 		t.Fatalf("stateless tools/call: status %d %v %v", r.Status, r.Result, r.Error)
 	}
 	checkTrace(t, exp, up, metaTrace, metaSpan, 1)
+}
+
+// TestTraceInitializeAndNotifications: initialize and the client's
+// notifications get server spans too, children of the client's trace
+// context, so that a trace shows how a session began and what the client
+// told the edge (a cancellation, changed roots).
+func TestTraceInitializeAndNotifications(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	up := startUpstream(t) // before the edge, so that it is closed after
+	g := startEdge(t, configWith(""), tp)
+	g.serve(1, up.URL)
+	g.ready(t, http.StatusOK)
+
+	const clientTrace = "5bf92f3577b34da6a3ce929d0e0e4736"
+	traceparent := func(span string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + token, "traceparent": "00-" + clientTrace + "-" + span + "-01"}
+	}
+	r := g.post(t, map[string]any{"id": 1, "method": "initialize", "params": map[string]any{
+		"protocolVersion": "2025-11-25", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"},
+	}}, traceparent("00f067aa0ba902b1"))
+	sid := r.Header.Get("Mcp-Session-Id")
+	if r.Status != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: status %d, result %v, error %v", r.Status, r.Result, r.Error)
+	}
+	h := traceparent("00f067aa0ba902b2")
+	h["Mcp-Session-Id"], h["MCP-Protocol-Version"] = sid, "2025-11-25"
+	if r := g.post(t, map[string]any{"method": "notifications/roots/list_changed"}, h); r.Status != http.StatusAccepted {
+		t.Fatalf("notification: status %d", r.Status)
+	}
+	// A failed initialize is a failed span.
+	r = g.post(t, map[string]any{"id": 1, "method": "initialize", "params": []any{1}}, traceparent("00f067aa0ba902b3"))
+	if r.Error == nil {
+		t.Fatalf("initialize with array params: status %d, result %v", r.Status, r.Result)
+	}
+
+	wantTrace, _ := trace.TraceIDFromHex(clientTrace)
+	type want struct {
+		name, parent string
+		attrs        map[string]string
+		failed       bool
+	}
+	for _, w := range []want{
+		{"initialize", "00f067aa0ba902b1", map[string]string{"mcp.method.name": "initialize", "mcp.protocol.version": "2025-11-25", "mcp.session.id": sid}, false},
+		{"notifications/roots/list_changed", "00f067aa0ba902b2", map[string]string{"mcp.method.name": "notifications/roots/list_changed", "mcp.session.id": sid}, false},
+		{"initialize", "00f067aa0ba902b3", map[string]string{"mcp.method.name": "initialize", "rpc.jsonrpc.error_code": "-32602"}, true},
+	} {
+		wantParent, _ := trace.SpanIDFromHex(w.parent)
+		var got *tracetest.SpanStub
+		spans := exp.GetSpans()
+		for i := range spans {
+			if sp := &spans[i]; sp.Name == w.name && sp.Parent.SpanID() == wantParent {
+				got = sp
+			}
+		}
+		if got == nil {
+			t.Errorf("no span %q with parent %s among %d spans", w.name, w.parent, len(spans))
+			continue
+		}
+		if got.SpanKind != trace.SpanKindServer || got.SpanContext.TraceID() != wantTrace || !got.Parent.IsRemote() {
+			t.Errorf("span %q: kind %v trace %s remote parent %v", w.name, got.SpanKind, got.SpanContext.TraceID(), got.Parent.IsRemote())
+		}
+		attrs := map[string]string{}
+		for _, kv := range got.Attributes {
+			attrs[string(kv.Key)] = kv.Value.Emit()
+		}
+		for k, v := range w.attrs {
+			if attrs[k] != v {
+				t.Errorf("span %q: %s = %q, want %q (all: %v)", w.name, k, attrs[k], v, attrs)
+			}
+		}
+		if failed := got.Status.Code == codes.Error; failed != w.failed {
+			t.Errorf("span %q: status %v, want failed=%v", w.name, got.Status, w.failed)
+		}
+	}
 }
 
 // checkTrace checks the spans of one tools/call of up__echo and the

@@ -28,8 +28,9 @@ import (
 
 // Dispatcher answers a session's messages.
 type Dispatcher interface {
-	// Initialize answers initialize and records what the client declared.
-	Initialize(s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error)
+	// Initialize answers initialize and records what the client declared;
+	// ctx carries the request's trace context and request id.
+	Initialize(ctx context.Context, s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error)
 	// Handle answers any other request; ctx ends when the request is
 	// cancelled.
 	Handle(ctx context.Context, s *session.Session, req *jsonrpc.Request) *jsonrpc.Response

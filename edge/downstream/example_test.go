@@ -18,7 +18,7 @@ import (
 // pingDispatcher answers initialize and ping.
 type pingDispatcher struct{}
 
-func (pingDispatcher) Initialize(s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error) {
+func (pingDispatcher) Initialize(_ context.Context, s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error) {
 	return json.RawMessage(`{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"example"}}`), nil
 }
 

@@ -46,7 +46,7 @@ func newDispatcher() *dispatcher {
 
 var _ downstream.Dispatcher = (*dispatcher)(nil)
 
-func (d *dispatcher) Initialize(s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error) {
+func (d *dispatcher) Initialize(_ context.Context, s *session.Session, params json.RawMessage) (json.RawMessage, *jsonrpc.Error) {
 	var p protocol.InitializeParams
 	if err := json.Unmarshal(params, &p); err != nil {
 		return nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "bad initialize")

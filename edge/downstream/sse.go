@@ -146,7 +146,7 @@ func (h *Handler) serveMessage(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) legacyCall(ctx context.Context, s *session.Session, req *jsonrpc.Request) {
 	var resp *jsonrpc.Response
 	if req.Method == protocol.MethodInitialize {
-		res, jerr := h.opts.Dispatcher.Initialize(s, req.Params)
+		res, jerr := h.opts.Dispatcher.Initialize(ctx, s, req.Params)
 		if jerr != nil {
 			resp = jsonrpc.ErrorResponse(req.ID, jerr)
 		} else {

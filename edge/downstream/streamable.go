@@ -263,7 +263,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msgs []json
 	// no map for them.
 	st := &sessionState{standalone: newStream(standaloneID, h.opts.StreamLimit), release: releaseSession}
 	s := session.New(session.NewID(h.opts.RouteKey), session.TransportStreamable, p, streamableSink{h: h, st: st})
-	res, jerr := h.opts.Dispatcher.Initialize(s, req.Params)
+	res, jerr := h.opts.Dispatcher.Initialize(r.Context(), s, req.Params)
 	var resp *jsonrpc.Response
 	if jerr != nil {
 		releaseSession()
