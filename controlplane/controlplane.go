@@ -33,6 +33,7 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/service"
 	"github.com/atrax-mcp/atrax/controlplane/snapshot"
 	"github.com/atrax-mcp/atrax/controlplane/store"
+	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/authconf"
 	"github.com/atrax-mcp/atrax/internal/authn"
@@ -86,17 +87,29 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer st.Close()
 
-	cp, err := newPlane(ctx, opts, st, log)
+	lis := opts.Listener
+	if lis == nil {
+		lis, err = net.Listen("tcp", cfg.ControlPlane.Address)
+		if err != nil {
+			return fmt.Errorf("listen on controlPlane.address %s: %w", cfg.ControlPlane.Address, err)
+		}
+	}
+	defer lis.Close() // until Serve, which closes it
+	cp, err := newPlane(ctx, opts, st, replicaName(lis.Addr()), log)
 	if err != nil {
 		return err
 	}
-	// What follows the store (its watch, the election) ends before it
-	// closes.
+	// What follows the store (its watch, the election, the edge records,
+	// the checks) ends before it closes.
 	ctx, cancel := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	defer background.Wait()
 	defer cancel()
 	prune := cp.shareStore(ctx, &background)
+	background.Go(func() { cp.fleet.Share(ctx) })
+	if c, ok := st.(checker); ok {
+		background.Go(func() { cp.checkStore(ctx, c, "etcd") })
+	}
 	mlis, err := metricsListener(opts)
 	if err != nil {
 		return err
@@ -107,16 +120,9 @@ func Run(ctx context.Context, opts Options) error {
 		log.Info("control plane metrics serving", "address", mlis.Addr().String(), "access", cfg.HTTP.Metrics)
 	}
 
-	lis := opts.Listener
-	if lis == nil {
-		lis, err = net.Listen("tcp", cfg.ControlPlane.Address)
-		if err != nil {
-			return fmt.Errorf("listen on controlPlane.address %s: %w", cfg.ControlPlane.Address, err)
-		}
-	}
 	stopping := make(chan struct{})
 	srv := cp.grpcServer(opts.TLS, stopping)
-	log.Info("control plane serving", "address", lis.Addr().String(), "data", where)
+	log.Info("control plane serving", "address", lis.Addr().String(), "data", where, "replica", cp.replica)
 	if opts.Ready != nil {
 		opts.Ready(lis.Addr())
 	}
@@ -166,6 +172,9 @@ func stopGracefully(srv *grpc.Server, grace time.Duration) {
 	}
 }
 
+// A store several replicas share lets them list each other's edges.
+var _ fleet.Shared = (*etcdstore.Store)(nil)
+
 // plane is the control plane's wired parts.
 type plane struct {
 	opts      Options
@@ -178,7 +187,9 @@ type plane struct {
 	issuer    *issuer.Issuer
 	snapshots *snapshot.Publisher
 	fleet     *fleet.Fleet
+	replica   string // this control plane in its edges' records
 	health    *health.Server
+	ready     *readiness // whether it reaches its store
 	started   time.Time
 	// shared is set when control-plane replicas share the store; applied
 	// is then the revision through which the watch has brought every
@@ -187,9 +198,13 @@ type plane struct {
 	applied atomic.Int64
 }
 
-func newPlane(ctx context.Context, opts Options, st store.Store, log *slog.Logger) (*plane, error) {
+func newPlane(ctx context.Context, opts Options, st store.Store, replica string, log *slog.Logger) (*plane, error) {
 	cfg := opts.Config
-	p := &plane{opts: opts, log: log, store: st, fleet: fleet.New(nil), health: health.NewServer(), started: time.Now()}
+	p := &plane{opts: opts, log: log, store: st, replica: replica, health: health.NewServer(), ready: newReadiness(), started: time.Now()}
+	p.health.SetServingStatus(livenessService, healthpb.HealthCheckResponse_SERVING)
+	// Replicas sharing a store list each other's edges.
+	shared, _ := st.(fleet.Shared)
+	p.fleet = fleet.New(fleet.Options{Replica: replica, Shared: shared, Logger: log})
 	p.verifier = authconf.NewVerifier(cfg.Auth, log.With("part", "oauth"), opts.ServiceTokens...)
 	p.metrics = newPlaneMetrics(p)
 	p.counted = metrics.CountingVerifier{Verifier: p.verifier, Counts: p.metrics.verifications}
@@ -340,8 +355,8 @@ func (p *plane) grpcServer(tlsConfig *tls.Config, stopping <-chan struct{}) *grp
 	audit := &service.Auditor{Store: p.store, Logger: p.log}
 	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit, Fleet: p.fleet, Stopping: stopping})
 	atraxv1.RegisterAuthServiceServer(srv, &service.Auth{Issuer: p.issuer, Audit: audit})
-	atraxv1.RegisterStatusServiceServer(srv, &service.Status{Registry: p.registry, Fleet: p.fleet, Version: p.opts.Version, Started: p.started})
-	atraxv1.RegisterEdgeServiceServer(srv, &service.Edges{Snapshots: p.snapshots, Fleet: p.fleet, Store: p.store, Logger: p.log, Stopping: stopping})
+	atraxv1.RegisterStatusServiceServer(srv, &service.Status{Registry: p.registry, Fleet: p.fleet, Version: p.opts.Version, Started: p.started, Ready: p.ready.Err})
+	atraxv1.RegisterEdgeServiceServer(srv, &service.Edges{Snapshots: p.snapshots, Fleet: p.fleet, Store: p.store, Logger: p.log, Stopping: stopping, Ready: p.ready.State})
 	atraxv1.RegisterAuditServiceServer(srv, &service.AuditLog{Store: p.store})
 	healthpb.RegisterHealthServer(srv, p.health)
 	reflection.Register(srv)

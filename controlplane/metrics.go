@@ -45,6 +45,15 @@ func newPlaneMetrics(p *plane) *planeMetrics {
 			Help: "Edges with a Sync stream open to the control plane.",
 		}, func() float64 { return float64(p.fleet.Connected()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "atrax_controlplane_ready",
+			Help: "1 while the control plane is ready: it reaches its store (always, on the embedded one).",
+		}, func() float64 {
+			if p.ready.Err() != nil {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "atrax_controlplane_servers",
 			Help: "Servers in the registry (the config file's and those added through the API), running or not.",
 		}, func() float64 {

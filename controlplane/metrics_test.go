@@ -114,6 +114,7 @@ func TestMetrics(t *testing.T) {
 		{"atrax_token_verifications_total", map[string]string{"result": "no_token"}, 1},
 		{"atrax_token_verifications_total", map[string]string{"result": "invalid"}, 1},
 		{"atrax_controlplane_edges_connected", nil, 1},
+		{"atrax_controlplane_ready", nil, 1},
 		{"atrax_controlplane_servers", nil, 2},
 	} {
 		if got := m.Value(c.name, c.labels); got != c.want {

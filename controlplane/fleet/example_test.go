@@ -8,7 +8,7 @@ import (
 )
 
 func ExampleFleet() {
-	f := fleet.New(nil)
+	f := fleet.New(fleet.Options{})
 
 	// What a Sync stream does with an edge's hello and reports.
 	disconnect := f.Connect(&atraxv1.EdgeHello{EdgeId: "edge-1", Address: "10.0.0.5:4000"})

@@ -1,11 +1,16 @@
 package fleet_test
 
 import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -48,7 +53,7 @@ func ids(edges []*atraxv1.EdgeStatus) []string {
 
 func TestConnectReportDisconnect(t *testing.T) {
 	c := &clock{now: t0}
-	f := fleet.New(c.Now)
+	f := fleet.New(fleet.Options{Now: c.Now})
 	if got := f.Edges(); len(got) != 0 {
 		t.Fatalf("Edges of a new fleet = %v, want none", got)
 	}
@@ -122,7 +127,7 @@ func TestMultipleStreamsForOneEdge(t *testing.T) {
 	// plane notices the old one ended: the edge stays connected until its
 	// last stream ends.
 	c := &clock{now: t0}
-	f := fleet.New(c.Now)
+	f := fleet.New(fleet.Options{Now: c.Now})
 	first := f.Connect(hello("edge-a"))
 	second := f.Connect(hello("edge-a"))
 	other := f.Connect(hello("edge-b"))
@@ -152,7 +157,7 @@ func TestMultipleStreamsForOneEdge(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	c := &clock{now: t0}
-	f := fleet.New(c.Now)
+	f := fleet.New(fleet.Options{Now: c.Now})
 	gone := f.Connect(hello("gone"))
 	stays := f.Connect(hello("stays"))
 	defer stays()
@@ -182,7 +187,7 @@ func TestForget(t *testing.T) {
 }
 
 func TestEdgesOrder(t *testing.T) {
-	f := fleet.New(nil) // the real clock
+	f := fleet.New(fleet.Options{}) // the real clock
 	for _, id := range []string{"c", "a", "b"} {
 		defer f.Connect(hello(id))()
 	}
@@ -192,7 +197,7 @@ func TestEdgesOrder(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	f := fleet.New(nil)
+	f := fleet.New(fleet.Options{})
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
@@ -210,5 +215,168 @@ func TestConcurrentUse(t *testing.T) {
 		if e.GetConnected() {
 			t.Errorf("edge %s connected after every stream ended", e.GetEdgeId())
 		}
+	}
+}
+
+// shared is a Shared in memory: the records each replica set.
+type shared struct {
+	mu   sync.Mutex
+	recs map[string][]*atraxv1.EdgeStatus // by replica
+	sets int
+	fail error
+	set  chan struct{}
+}
+
+func newShared() *shared {
+	return &shared{recs: map[string][]*atraxv1.EdgeStatus{}, set: make(chan struct{}, 100)}
+}
+
+func (s *shared) SetEdges(_ context.Context, recs []*atraxv1.EdgeStatus) error {
+	s.mu.Lock()
+	defer func() { s.set <- struct{}{} }()
+	defer s.mu.Unlock()
+	s.sets++
+	if s.fail != nil {
+		return s.fail
+	}
+	s.recs["local"] = recs
+	return nil
+}
+
+func (s *shared) ListEdges(context.Context) ([]*atraxv1.EdgeStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	var out []*atraxv1.EdgeStatus
+	for _, recs := range s.recs {
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// waitSet waits for the next SetEdges.
+func (s *shared) waitSet(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.set:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SetEdges within 10s")
+	}
+}
+
+func (s *shared) local() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ids(s.recs["local"])
+}
+
+// waitLocal waits until the records set are those of the edges want.
+func (s *shared) waitLocal(t *testing.T, want ...string) {
+	t.Helper()
+	for !cmp.Equal(s.local(), want, cmpopts.EquateEmpty()) {
+		s.waitSet(t)
+	}
+}
+
+func TestShare(t *testing.T) {
+	sh := newShared()
+	f := fleet.New(fleet.Options{Replica: "cp-1:4001", Shared: sh})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Share(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	a := f.Connect(hello("edge-a"))
+	sh.waitLocal(t, "edge-a")
+	if r := sh.recs["local"][0]; r.GetReplica() != "cp-1:4001" || !r.GetConnected() {
+		t.Errorf("shared record: replica %q, connected %v; want cp-1:4001, true", r.GetReplica(), r.GetConnected())
+	}
+
+	// Changes that come faster than a write a second are written together.
+	b := f.Connect(hello("edge-b"))
+	for v := range int64(20) {
+		f.Report("edge-b", &atraxv1.EdgeReport{SnapshotVersion: v})
+	}
+	a()
+	sh.waitLocal(t, "edge-b")
+	sh.mu.Lock()
+	sets := sh.sets
+	sh.mu.Unlock()
+	if sets > 3 {
+		t.Errorf("%d writes for two connects, twenty reports and a disconnect; want them coalesced", sets)
+	}
+
+	// A failed write is tried again.
+	sh.mu.Lock()
+	sh.fail = errors.New("etcd out of reach")
+	sh.mu.Unlock()
+	b()
+	sh.waitSet(t)
+	sh.mu.Lock()
+	sh.fail = nil
+	sh.mu.Unlock()
+	sh.waitLocal(t)
+}
+
+func TestAll(t *testing.T) {
+	c := &clock{now: t0}
+	sh := newShared()
+	f := fleet.New(fleet.Options{Replica: "cp-1:4001", Shared: sh, Now: c.Now})
+	defer f.Connect(hello("mine"))()
+	f.Connect(hello("moved"))() // left this replica...
+	rec := func(id, replica string, connected time.Time) *atraxv1.EdgeStatus {
+		return &atraxv1.EdgeStatus{EdgeId: id, Replica: replica, Connected: true, ConnectTime: ts(connected)}
+	}
+	sh.recs["cp-2"] = []*atraxv1.EdgeStatus{
+		rec("moved", "cp-2:4001", t0.Add(time.Second)), // ... for another
+		rec("theirs", "cp-2:4001", t0),
+		rec("mine", "cp-2:4001", t0.Add(-time.Hour)), // left there for here
+		rec("twice", "cp-2:4001", t0),
+	}
+	sh.recs["cp-3"] = []*atraxv1.EdgeStatus{
+		rec("twice", "cp-3:4001", t0.Add(time.Second)), // the newer stream
+	}
+	// A previous process by this replica's name left a record behind.
+	sh.recs["old"] = []*atraxv1.EdgeStatus{rec("stale", "cp-1:4001", t0.Add(-time.Hour))}
+
+	got, err := f.All(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"mine": "cp-1:4001", "moved": "cp-2:4001", "theirs": "cp-2:4001", "twice": "cp-3:4001"}
+	gotReplicas := map[string]string{}
+	for _, e := range got {
+		gotReplicas[e.GetEdgeId()] = e.GetReplica()
+		if !e.GetConnected() {
+			t.Errorf("edge %s listed disconnected", e.GetEdgeId())
+		}
+	}
+	if diff := cmp.Diff(want, gotReplicas); diff != "" {
+		t.Errorf("All: edge to replica (-want +got):\n%s", diff)
+	}
+	if !slices.IsSortedFunc(got, func(a, b *atraxv1.EdgeStatus) int { return strings.Compare(a.GetEdgeId(), b.GetEdgeId()) }) {
+		t.Errorf("All order = %q, want by id", ids(got))
+	}
+
+	// Without the others' records, this replica's own edges and the error.
+	sh.fail = errors.New("etcd out of reach")
+	got, err = f.All(t.Context())
+	if err == nil || !cmp.Equal(ids(got), []string{"mine", "moved"}) {
+		t.Errorf("All with the store out of reach = %q, %v; want [mine moved] and the error", ids(got), err)
+	}
+
+	// A fleet of its own lists its own edges.
+	alone := fleet.New(fleet.Options{})
+	defer alone.Connect(hello("x"))()
+	if got, err := alone.All(t.Context()); err != nil || !cmp.Equal(ids(got), []string{"x"}) {
+		t.Errorf("All without Shared = %q, %v; want [x]", ids(got), err)
 	}
 }

@@ -43,7 +43,7 @@ func newApprovalEnv(t *testing.T) *approvalEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fleet.New(nil)
+	f := fleet.New(fleet.Options{})
 	return &approvalEnv{
 		s:     &service.Servers{Registry: r, Audit: &service.Auditor{Store: st}, Fleet: f},
 		st:    st,

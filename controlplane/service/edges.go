@@ -25,13 +25,34 @@ type Edges struct {
 	// Stopping is closed when the control plane shuts down; Sync streams
 	// then end, and the edges reconnect (to this one when it is back).
 	Stopping <-chan struct{}
+	// Ready, when set, says why the control plane is not ready (nil while
+	// it is) and returns a channel closed when that changes. While it is
+	// not (its store is out of reach), Sync streams end and new ones are
+	// refused with UNAVAILABLE, so that edges move to a replica that can
+	// serve them, and keep their audit events until one does.
+	Ready func() (changed <-chan struct{}, err error)
 }
 
 var _ atraxv1.EdgeServiceServer = (*Edges)(nil)
 
+func (e *Edges) ready() (<-chan struct{}, error) {
+	if e.Ready == nil {
+		return nil, nil
+	}
+	changed, err := e.Ready()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "this control plane is not ready: "+err.Error())
+	}
+	return changed, nil
+}
+
 // Sync sends the current snapshot after the edge's hello and each newer one
 // after that, while a reader takes the edge's reports and audit events.
 func (e *Edges) Sync(stream atraxv1.EdgeService_SyncServer) error {
+	readyChanged, err := e.ready()
+	if err != nil {
+		return err
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -70,6 +91,11 @@ func (e *Edges) Sync(stream atraxv1.EdgeService_SyncServer) error {
 		}
 		select {
 		case <-wake:
+		case <-readyChanged:
+			if readyChanged, err = e.ready(); err != nil {
+				log.Warn("ending the edge's stream: this control plane is not ready", "err", err)
+				return err
+			}
 		case <-e.Stopping:
 			return errShuttingDown
 		case <-ctx.Done():

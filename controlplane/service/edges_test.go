@@ -2,8 +2,11 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,7 +70,7 @@ type edgesEnv struct {
 
 func newEdges(t *testing.T) *edgesEnv {
 	t.Helper()
-	e := &edgesEnv{fleet: fleet.New(nil), store: openStore(t), stopping: make(chan struct{})}
+	e := &edgesEnv{fleet: fleet.New(fleet.Options{}), store: openStore(t), stopping: make(chan struct{})}
 	e.version.Store(1)
 	pub, err := snapshot.NewPublisher(func() (*atraxv1.Snapshot, error) {
 		return &atraxv1.Snapshot{Version: e.version.Load()}, nil
@@ -243,4 +246,62 @@ func TestSyncEnds(t *testing.T) {
 			t.Errorf("Sync without a first message = %v, want io.EOF", err)
 		}
 	})
+}
+
+// notReady is a Ready func the test flips.
+type notReady struct {
+	mu      sync.Mutex
+	err     error
+	changed chan struct{}
+}
+
+func newNotReady() *notReady { return &notReady{changed: make(chan struct{})} }
+
+func (r *notReady) State() (<-chan struct{}, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed, r.err
+}
+
+func (r *notReady) set(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// TestSyncNotReady: a control plane that cannot reach its store ends its
+// edges' streams and refuses new ones, until it can again.
+func TestSyncNotReady(t *testing.T) {
+	e := newEdges(t)
+	r := newNotReady()
+	e.edges.Ready = r.State
+	s := newSyncStream(context.Background())
+	s.in <- hello("edge-1")
+	done := e.sync(s)
+	snapshotVersion(t, s)
+
+	r.set(errors.New("cannot reach etcd"))
+	err := result(t, done)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "cannot reach etcd") {
+		t.Errorf("Sync when the control plane is no longer ready = %v, want Unavailable naming etcd", err)
+	}
+	if e.fleet.Edges()[0].GetConnected() {
+		t.Error("edge still connected")
+	}
+	s = newSyncStream(context.Background())
+	s.in <- hello("edge-1")
+	if err := result(t, e.sync(s)); status.Code(err) != codes.Unavailable {
+		t.Errorf("Sync while not ready = %v, want Unavailable", err)
+	}
+
+	r.set(nil)
+	s = newSyncStream(context.Background())
+	s.in <- hello("edge-1")
+	e.sync(s)
+	snapshotVersion(t, s)
+	if !e.fleet.Edges()[0].GetConnected() {
+		t.Error("edge not connected once the control plane is ready again")
+	}
 }

@@ -2,6 +2,8 @@ package service_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fleet.New(nil)
+	f := fleet.New(fleet.Options{})
 	defer f.Connect(&atraxv1.EdgeHello{EdgeId: "edge-1"})()
 	started := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	s := &service.Status{Registry: r, Fleet: f, Version: "v1.2.3", Started: started}
@@ -62,6 +64,75 @@ func TestStatus(t *testing.T) {
 	}
 	if len(got.GetEdges()) != 1 || got.GetEdges()[0].GetEdgeId() != "edge-1" {
 		t.Errorf("GetStatus edges = %v, want edge-1", got.GetEdges())
+	}
+}
+
+// edgeRecords is a fleet.Shared that holds another replica's edges, or
+// fails.
+type edgeRecords struct {
+	recs []*atraxv1.EdgeStatus
+	err  error
+}
+
+func (e *edgeRecords) SetEdges(context.Context, []*atraxv1.EdgeStatus) error { return nil }
+func (e *edgeRecords) ListEdges(context.Context) ([]*atraxv1.EdgeStatus, error) {
+	return e.recs, e.err
+}
+
+// TestStatusOfAFleet: GetStatus lists the edges of other control planes
+// sharing the store, and says it is degraded when it cannot; so does
+// GetHealth when the control plane cannot reach its store.
+func TestStatusOfAFleet(t *testing.T) {
+	ctx := context.Background()
+	r, err := registry.Open(ctx, registry.Options{Store: openStore(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := &edgeRecords{recs: []*atraxv1.EdgeStatus{{EdgeId: "edge-2", Connected: true, Replica: "cp-2:4001"}}}
+	f := fleet.New(fleet.Options{Replica: "cp-1:4001", Shared: others})
+	defer f.Connect(&atraxv1.EdgeHello{EdgeId: "edge-1"})()
+	var notReady error
+	s := &service.Status{Registry: r, Fleet: f, Ready: func() error { return notReady }}
+
+	edges := func(st *atraxv1.GetStatusResponse) map[string]string {
+		out := map[string]string{}
+		for _, e := range st.GetEdges() {
+			out[e.GetEdgeId()] = e.GetReplica()
+		}
+		return out
+	}
+	got, err := s.GetStatus(ctx, &atraxv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"edge-1": "cp-1:4001", "edge-2": "cp-2:4001"}, edges(got)); got.GetStatus() != "ok" || diff != "" {
+		t.Errorf("GetStatus: status %q, edges (-want +got):\n%s", got.GetStatus(), diff)
+	}
+
+	others.err = errors.New("store unavailable (etcd: dial tcp 10.0.0.9:2379: connection refused)")
+	got, err = s.GetStatus(ctx, &atraxv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetStatus() != "degraded" || !cmp.Equal(edges(got), map[string]string{"edge-1": "cp-1:4001"}) || strings.Contains(got.GetReason(), "10.0.0.9") {
+		t.Errorf("GetStatus when the others' edges cannot be read: %q (%s), edges %v; want degraded, edge-1, no address", got.GetStatus(), got.GetReason(), edges(got))
+	}
+
+	others.err = nil
+	notReady = errors.New("cannot reach etcd")
+	got, err = s.GetStatus(ctx, &atraxv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetStatus() != "degraded" || !strings.Contains(got.GetReason(), "cannot reach etcd") || !cmp.Equal(edges(got), map[string]string{"edge-1": "cp-1:4001"}) {
+		t.Errorf("GetStatus when not ready: %q (%s), edges %v; want degraded naming etcd, edge-1", got.GetStatus(), got.GetReason(), edges(got))
+	}
+	health, err := s.GetHealth(ctx, &atraxv1.GetHealthRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if health.GetStatus() != "degraded" || health.GetReason() != "cannot reach etcd" {
+		t.Errorf("GetHealth when not ready = %v, want degraded: cannot reach etcd", health)
 	}
 }
 

@@ -126,4 +126,3 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check after Close: err = %v, want ErrClosed", err)
 	}
 }
-
