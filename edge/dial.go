@@ -5,26 +5,33 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/health" // client-side health checks (healthyReplicas)
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
 
-// pickFirstShuffled connects to one address of the list, tried in an order
-// each edge draws at random (so that the edges of a fleet spread over the
-// control-plane replicas), and to the next one when that fails.
-const pickFirstShuffled = `{"loadBalancingConfig": [{"pick_first": {"shuffleAddressList": true}}]}`
+// healthyReplicas connects to every address and sends each RPC to one of
+// those whose grpc.health.v1 status for the server ("") is SERVING, in
+// turn, starting at one each edge draws at random (so that the edges of a
+// fleet spread over the control-plane replicas). A replica that cannot
+// reach its store (etcd) answers NOT_SERVING and ends its Sync streams: the
+// edge's next stream goes to another one. A server without the health
+// service counts as healthy.
+const healthyReplicas = `{"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}`
 
 // dialControlPlane returns the one client connection that the edge's Sync
-// stream and its REST gateway share. With one address it is a plain
-// client of that address (a DNS name that resolves to several replicas is
-// tried address by address by gRPC itself). With several
-// (controlPlane.addresses) the connection holds them all: when the
-// replica it uses goes away, the next RPC (the Sync stream reconnects with
-// capped backoff) connects to another one that answers. Each address
-// keeps its own host as the TLS server name.
+// stream and its REST gateway share, over every replica it finds: with one
+// address, those it resolves to (a DNS name that resolves to several
+// replicas); with several (controlPlane.addresses), all of them, each
+// keeping its own host as the TLS server name. RPCs go only to replicas
+// that answer and report themselves healthy (healthyReplicas): when the
+// one holding the Sync stream goes away or becomes unhealthy, the stream
+// ends and the next one (it reconnects with capped backoff) goes to
+// another. While none is healthy, RPCs fail at once with UNAVAILABLE, and
+// the edge serves its last snapshot.
 func dialControlPlane(addrs []string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	if len(addrs) == 1 {
-		return grpc.NewClient(addrs[0], grpc.WithTransportCredentials(creds))
+		return grpc.NewClient(addrs[0], grpc.WithTransportCredentials(creds), grpc.WithDefaultServiceConfig(healthyReplicas))
 	}
 	r := manual.NewBuilderWithScheme("atrax-control-plane")
 	var state resolver.State
@@ -41,5 +48,5 @@ func dialControlPlane(addrs []string, creds credentials.TransportCredentials) (*
 	return grpc.NewClient(r.Scheme()+":///control-plane",
 		grpc.WithTransportCredentials(creds),
 		grpc.WithResolvers(r),
-		grpc.WithDefaultServiceConfig(pickFirstShuffled))
+		grpc.WithDefaultServiceConfig(healthyReplicas))
 }
