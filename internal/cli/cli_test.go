@@ -353,6 +353,13 @@ func TestCLIStatus(t *testing.T) {
 	f.status.set(statusOf("running", "starting"))
 	r = run(t, noToken, false, "status", "--wait", "--wait-timeout", "1200ms")
 	r.want(t, cli.ExitError, "not every server runs after 1.2s: memory (starting) on edge e-1")
+	// A fleet: each edge with the control plane that holds its stream; a
+	// degraded answer says why.
+	fleet := statusOf("running")
+	fleet.Status, fleet.Reason = "degraded", "cannot reach etcd: it did not answer within 1s"
+	fleet.Edges[0].Replica = "cp-1:4001"
+	f.status.set(fleet)
+	run(t, noToken, false, "status").want(t, 0, "Degraded: cannot reach etcd", "Edge e-1 at 127.0.0.1:4000 (connected to cp-1:4001, snapshot 7")
 	// No edge.
 	f.status.set(&atraxv1.GetStatusResponse{Version: "1.2.3", Servers: []*atraxv1.ServerStatus{{Name: "memory", State: "running", TransportType: "stdio", Source: "api"}}})
 	run(t, noToken, false, "status").want(t, 0, "No edge has reported", "memory")

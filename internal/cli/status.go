@@ -172,8 +172,11 @@ func printStatus(w io.Writer, st *atraxv1.GetStatusResponse, now time.Time) erro
 	}
 	fmt.Fprintf(w, "Atrax %s, registry version %d: %s, %s connected\n",
 		st.GetVersion(), st.GetRegistryVersion(), plural(len(st.GetServers()), "server", "servers"), plural(connected, "edge", "edges"))
+	if st.GetStatus() == "degraded" {
+		fmt.Fprintf(w, "Degraded: %s\n", st.GetReason())
+	}
 	if len(st.GetEdges()) == 0 {
-		fmt.Fprintln(w, "\nNo edge has reported to this control plane. Desired states:")
+		fmt.Fprintln(w, "\nNo edge has reported to the control plane. Desired states:")
 		t := newTable(w, "SERVER", "DESIRED", "TRANSPORT", "SOURCE")
 		for _, s := range st.GetServers() {
 			t.row(s.GetName(), s.GetState(), s.GetTransportType(), s.GetSource())
@@ -181,9 +184,17 @@ func printStatus(w io.Writer, st *atraxv1.GetStatusResponse, now time.Time) erro
 		return t.flush()
 	}
 	for _, ed := range st.GetEdges() {
+		// With the control plane that holds (or held) its Sync stream.
 		state := "connected"
+		if ed.GetReplica() != "" {
+			state += " to " + ed.GetReplica()
+		}
 		if !ed.GetConnected() {
-			state = "disconnected, last seen " + ago(ed.GetLastSeenTime(), now)
+			state = "disconnected"
+			if ed.GetReplica() != "" {
+				state += " from " + ed.GetReplica()
+			}
+			state += ", last seen " + ago(ed.GetLastSeenTime(), now)
 		}
 		var sessions []string
 		for _, sc := range ed.GetSessions() {
