@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore/etcdtest"
@@ -195,6 +197,10 @@ func tools(t *testing.T, e *proc, token string) (names []string, status int) {
 //   - A token revoked through replica 2 stops working on both edges.
 //   - A 2025 session opened on one edge is unknown to the other (404, so
 //     the client initializes again), never another client's.
+//   - /status through either replica lists both edges, each with the
+//     replica that holds its Sync stream.
+//   - With etcd out of reach of both replicas (every byte held back), both
+//     report not ready, naming etcd; when it is back, both are ready again.
 //   - While a 2026-07-28 client keeps calling through edge 2, the etcd
 //     leader, the replica edge 2 uses and edge 1 are stopped in turn, and
 //     servers are created meanwhile: every call succeeds or fails cleanly,
@@ -209,7 +215,10 @@ func TestFleet(t *testing.T) {
 	t.Logf("etcd cluster of 3 up in %v", time.Since(start).Round(time.Millisecond))
 	upstream := statelessEverything(t)
 
-	endpoints, _ := json.Marshal(cluster.Endpoints())
+	// The control planes reach etcd through proxies that can hold back
+	// every byte, as a partition would.
+	proxies, proxied := cluster.Proxies(t)
+	endpoints, _ := json.Marshal(proxied)
 	cpAddrs := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	addrs, _ := json.Marshal(cpAddrs)
 	servers := `"mcpServers": {"everything": ` + upstream + `},`
@@ -268,6 +277,9 @@ func TestFleet(t *testing.T) {
 	t.Logf("writes of both replicas reached both edges by %v", time.Since(start).Round(time.Millisecond))
 
 	sessionsAcrossEdges(t, edges[0], edges[1])
+	statusAcrossReplicas(t, cps, edges)
+	etcdOutOfReach(t, proxies, cps)
+	t.Logf("status across replicas, and readiness without etcd, checked by %v", time.Since(start).Round(time.Millisecond))
 
 	// Failures in turn, while a client calls through edge 2 and servers
 	// are created through it.
@@ -377,19 +389,110 @@ func jsonURL(t *testing.T, def string) string {
 	return d.URL
 }
 
-// edgeOf reports whether the control plane cp has edge e connected.
+// edgeOf reports whether the control plane cp has edge e connected, as cp
+// says.
 func edgeOf(t *testing.T, cp *proc, e *proc) bool {
+	t.Helper()
+	return replicasOf(t, cp)[e.EdgeID] == cp.GRPC
+}
+
+// replicasOf returns, for every connected edge GetStatus on cp lists, the
+// gRPC address of the replica that holds its Sync stream ("HOST:PORT" in
+// the status; every replica of the test listens on 127.0.0.1).
+func replicasOf(t *testing.T, cp *proc) map[string]string {
 	t.Helper()
 	st, err := atraxv1.NewStatusServiceClient(dialGRPC(t, cp.GRPC)).GetStatus(withToken(t, ""), &atraxv1.GetStatusRequest{})
 	if err != nil {
-		return false
+		return nil
 	}
+	out := map[string]string{}
 	for _, edge := range st.GetEdges() {
-		if edge.GetEdgeId() == e.EdgeID && edge.GetConnected() {
-			return true
+		if edge.GetConnected() {
+			_, port, _ := strings.Cut(edge.GetReplica(), ":")
+			out[edge.GetEdgeId()] = "127.0.0.1:" + port
 		}
 	}
-	return false
+	return out
+}
+
+// statusAcrossReplicas checks that GetStatus on either replica, and GET
+// /status through an edge, list both edges, each with the replica that
+// holds its stream: whichever answers lists the edges of the other.
+func statusAcrossReplicas(t *testing.T, cps, edges []*proc) {
+	t.Helper()
+	var got map[string]string
+	for i, cp := range cps {
+		if !poll(pollTimeout, func() bool {
+			got = replicasOf(t, cp)
+			return len(got) == 2 && got[edges[0].EdgeID] != "" && got[edges[1].EdgeID] != "" &&
+				(got[edges[0].EdgeID] == cps[0].GRPC || got[edges[0].EdgeID] == cps[1].GRPC) &&
+				(got[edges[1].EdgeID] == cps[0].GRPC || got[edges[1].EdgeID] == cps[1].GRPC)
+		}) {
+			t.Fatalf("GetStatus on replica %d (%s) lists %v within %v; want edges %s and %s, each on a replica",
+				i+1, cp.GRPC, got, pollTimeout, edges[0].EdgeID, edges[1].EdgeID)
+		}
+	}
+	t.Logf("edge 1 on %s, edge 2 on %s; both replicas list both", got[edges[0].EdgeID], got[edges[1].EdgeID])
+	if other := replicasOf(t, cps[0]); !maps.Equal(other, got) {
+		t.Errorf("the replicas disagree on where the edges are: %v and %v", other, got)
+	}
+
+	var rest struct {
+		Edges []struct {
+			EdgeID    string `json:"edgeId"`
+			Connected bool   `json:"connected"`
+			Replica   string `json:"replica"`
+		} `json:"edges"`
+	}
+	r := mustStatus(t, http.StatusOK, "GET", edges[0].HTTP+"/status", "", "")
+	if err := json.Unmarshal(r.Body, &rest); err != nil {
+		t.Fatalf("GET /status: %v", err)
+	}
+	listed := map[string]bool{}
+	for _, e := range rest.Edges {
+		listed[e.EdgeID] = e.Connected && e.Replica != ""
+	}
+	if !listed[edges[0].EdgeID] || !listed[edges[1].EdgeID] {
+		t.Errorf("GET /status through edge 1 lists %s; want both edges, connected, with their replica", r.Body)
+	}
+}
+
+// etcdOutOfReach holds back every byte between the replicas and etcd:
+// both report not ready (grpc.health.v1 NOT_SERVING, GetHealth and
+// GetStatus "degraded" naming etcd), and ready again once etcd is back.
+func etcdOutOfReach(t *testing.T, proxies []*etcdtest.Proxy, cps []*proc) {
+	t.Helper()
+	serving := func(cp *proc) healthpb.HealthCheckResponse_ServingStatus {
+		resp, err := healthpb.NewHealthClient(dialGRPC(t, cp.GRPC)).Check(withToken(t, ""), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return resp.GetStatus()
+	}
+	for _, p := range proxies {
+		p.Pause()
+	}
+	for i, cp := range cps {
+		if !poll(pollTimeout, func() bool { return serving(cp) == healthpb.HealthCheckResponse_NOT_SERVING }) {
+			t.Fatalf("replica %d still ready %v after etcd went out of its reach", i+1, pollTimeout)
+		}
+		h, err := atraxv1.NewStatusServiceClient(dialGRPC(t, cp.GRPC)).GetHealth(withToken(t, ""), &atraxv1.GetHealthRequest{})
+		if err != nil || h.GetStatus() != "degraded" || !strings.Contains(h.GetReason(), "etcd") {
+			t.Errorf("replica %d without etcd: GetHealth %v, %v; want degraded, with a reason naming etcd", i+1, h, err)
+		}
+		st, err := atraxv1.NewStatusServiceClient(dialGRPC(t, cp.GRPC)).GetStatus(withToken(t, ""), &atraxv1.GetStatusRequest{})
+		if err != nil || st.GetStatus() != "degraded" || !strings.Contains(st.GetReason(), "etcd") {
+			t.Errorf("replica %d without etcd: GetStatus %q (%s), %v; want degraded, with a reason naming etcd", i+1, st.GetStatus(), st.GetReason(), err)
+		}
+	}
+	for _, p := range proxies {
+		p.Resume()
+	}
+	for i, cp := range cps {
+		if !poll(pollTimeout, func() bool { return serving(cp) == healthpb.HealthCheckResponse_SERVING }) {
+			t.Fatalf("replica %d not ready %v after etcd came back", i+1, pollTimeout)
+		}
+	}
 }
 
 // sessionsAcrossEdges opens a 2025 session (streamable HTTP) and a
