@@ -28,7 +28,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 		}
 		return st, dataDir, nil
 	}
-	tlsConfig, err := tlsconf.Etcd(cfg)
+	tlsConfig, err := tlsconf.Etcd(cfg, &tlsconf.Options{Logger: log})
 	if err != nil {
 		return nil, "", err
 	}

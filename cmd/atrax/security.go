@@ -8,19 +8,21 @@ import (
 
 // withTLS fills in the TLS configs of the parts cmd runs from the config
 // (tls, controlPlane.tls, and what an edge trusts and presents when it
-// dials the control plane). Errors name the key at fault.
+// dials the control plane). Errors name the key at fault. The configs
+// follow renewals of their files and log them with the parts' loggers.
 func withTLS(cmd string, cp *controlplane.Options, e *edge.Options) error {
 	var err error
 	if cmd != "edge" {
-		if cp.TLS, err = tlsconf.ControlPlane(cp.Config); err != nil {
+		if cp.TLS, err = tlsconf.ControlPlane(cp.Config, &tlsconf.Options{Logger: cp.Logger}); err != nil {
 			return err
 		}
 	}
 	if cmd != "controlplane" {
-		if e.TLS, err = tlsconf.Edge(e.Config); err != nil {
+		eopts := &tlsconf.Options{Logger: e.Logger}
+		if e.TLS, err = tlsconf.Edge(e.Config, eopts); err != nil {
 			return err
 		}
-		if e.ControlPlaneTLS, err = tlsconf.EdgeClient(e.Config, cmd == "serve"); err != nil {
+		if e.ControlPlaneTLS, err = tlsconf.EdgeClient(e.Config, cmd == "serve", eopts); err != nil {
 			return err
 		}
 	}

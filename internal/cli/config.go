@@ -43,7 +43,7 @@ must be valid now.`,
 			// A control plane that requires client certificates, and no
 			// certificate for the edge of atrax serve: fine for atrax
 			// controlplane alone.
-			if _, err := tlsconf.EdgeClient(cfg, true); err != nil {
+			if _, err := tlsconf.EdgeClient(cfg, true, nil); err != nil {
 				fmt.Fprintf(e.stdout, "note: atrax serve would refuse this config (atrax controlplane would not): %v\n", err)
 			}
 			return nil
@@ -55,24 +55,24 @@ must be valid now.`,
 // server commands do, and returns the keys it checked, or every problem.
 func checkTLS(cfg *config.Config) (checked []string, err error) {
 	var errs []error
-	if _, err := tlsconf.Edge(cfg); err != nil {
+	if _, err := tlsconf.Edge(cfg, nil); err != nil {
 		errs = append(errs, err)
 	} else if cfg.TLS != nil {
 		checked = append(checked, tlsconf.KeyEdge)
 	}
-	if _, err := tlsconf.ControlPlane(cfg); err != nil {
+	if _, err := tlsconf.ControlPlane(cfg, nil); err != nil {
 		errs = append(errs, err)
 	} else if cfg.ControlPlane.TLS != nil {
 		checked = append(checked, tlsconf.KeyControlPlane)
 	}
-	if _, err := tlsconf.Etcd(cfg); err != nil {
+	if _, err := tlsconf.Etcd(cfg, nil); err != nil {
 		errs = append(errs, err)
 	} else if e := cfg.Store.Etcd; e != nil && e.TLS != nil {
 		checked = append(checked, "store.etcd.tls")
 	}
 	// As an edge of its own (atrax edge) reads them.
 	cp := cfg.ControlPlane
-	if _, err := tlsconf.EdgeClient(cfg, false); err != nil {
+	if _, err := tlsconf.EdgeClient(cfg, false, nil); err != nil {
 		errs = append(errs, err)
 	} else {
 		if cp.CA != "" {

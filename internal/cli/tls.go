@@ -113,7 +113,7 @@ func (t *tlsFlags) config() (*tls.Config, *handshake, error) {
 	if t.ca.path != "" || t.cert.path != "" {
 		cfg := &config.Config{ControlPlane: config.ControlPlane{CA: t.ca.path, ClientCert: t.cert.path, ClientKey: t.key.path}}
 		var err error
-		if c, err = tlsconf.EdgeClient(cfg, false); err != nil {
+		if c, err = tlsconf.EdgeClient(cfg, false, nil); err != nil {
 			return nil, nil, errors.New(strings.NewReplacer(
 				"controlPlane.clientCert", t.cert.from,
 				"controlPlane.clientKey", t.key.from,
@@ -122,18 +122,19 @@ func (t *tlsFlags) config() (*tls.Config, *handshake, error) {
 		}
 	}
 	h := &handshake{}
-	certs := c.Certificates
-	c.Certificates = nil
-	// Chosen as crypto/tls chooses among Certificates, and recorded.
+	// tlsconf chooses the certificate, as crypto/tls chooses among
+	// Certificates; what it sends is recorded.
+	choose := c.GetClientCertificate
 	c.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		h.asked.Store(true)
-		for i := range certs {
-			if cri.SupportsCertificate(&certs[i]) == nil {
-				h.sent.Store(true)
-				return &certs[i], nil
-			}
+		if choose == nil {
+			return &tls.Certificate{}, nil
 		}
-		return &tls.Certificate{}, nil
+		cert, err := choose(cri)
+		if err == nil && len(cert.Certificate) > 0 {
+			h.sent.Store(true)
+		}
+		return cert, err
 	}
 	return c, h, nil
 }

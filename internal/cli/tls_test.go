@@ -55,7 +55,7 @@ func (p *pki) startTLSFake(t *testing.T, cert, clientCA string, maxVersion uint1
 	cfg := &config.Config{Path: p.path("atrax.json"), ControlPlane: config.ControlPlane{
 		TLS: &config.TLS{Cert: cert + ".pem", Key: cert + "-key.pem", ClientCA: clientCA},
 	}}
-	tc, err := tlsconf.ControlPlane(cfg)
+	tc, err := tlsconf.ControlPlane(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 // Etcd returns the TLS config the control plane dials store.etcd with: nil
 // (plain gRPC) when store.etcd has no tls and no https:// endpoint. It
 // trusts store.etcd.tls.ca, else the system's roots, and presents
-// store.etcd.tls.cert when set.
-func Etcd(cfg *config.Config) (*tls.Config, error) {
+// store.etcd.tls.cert when set, from its files as they are renewed.
+func Etcd(cfg *config.Config, opts *Options) (*tls.Config, error) {
 	e := cfg.Store.Etcd
 	if e == nil {
 		return nil, nil
@@ -33,11 +33,11 @@ func Etcd(cfg *config.Config) (*tls.Config, error) {
 		c.RootCAs = pool
 	}
 	if e.TLS.Cert != "" {
-		pair, err := keyPair(cfg.File(e.TLS.Cert), cfg.File(e.TLS.Key), "store.etcd.tls.cert", "store.etcd.tls.key")
+		pair, err := reloadingPair(cfg.File(e.TLS.Cert), cfg.File(e.TLS.Key), "store.etcd.tls.cert", "store.etcd.tls.key", opts)
 		if err != nil {
 			return nil, err
 		}
-		c.Certificates = []tls.Certificate{pair}
+		c.GetClientCertificate = clientCertificate(pair)
 	}
 	return c, nil
 }

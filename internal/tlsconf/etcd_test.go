@@ -23,16 +23,16 @@ func TestEtcd(t *testing.T) {
 	}
 
 	for _, c := range []*config.Config{at(nil), at(&config.Etcd{Endpoints: []string{"http://127.0.0.1:2379", "etcd:2379"}})} {
-		if got, err := tlsconf.Etcd(c); got != nil || err != nil {
+		if got, err := tlsconf.Etcd(c, nil); got != nil || err != nil {
 			t.Errorf("Etcd without TLS = %v, %v; want nil, nil", got, err)
 		}
 	}
-	if got, err := tlsconf.Etcd(at(&config.Etcd{Endpoints: []string{"https://etcd:2379"}})); err != nil || got == nil || got.RootCAs != nil {
+	if got, err := tlsconf.Etcd(at(&config.Etcd{Endpoints: []string{"https://etcd:2379"}}), nil); err != nil || got == nil || got.RootCAs != nil {
 		t.Errorf("Etcd with an https:// endpoint = %v, %v; want TLS with the system's roots", got, err)
 	}
 
 	cli, err := tlsconf.Etcd(at(&config.Etcd{Endpoints: []string{"127.0.0.1:2379"},
-		TLS: &config.EtcdTLS{CA: "etcd-ca.pem", Cert: "cp.pem", Key: "cp-key.pem"}}))
+		TLS: &config.EtcdTLS{CA: "etcd-ca.pem", Cert: "cp.pem", Key: "cp-key.pem"}}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestEtcd(t *testing.T) {
 		t.Errorf("the control plane dialing etcd with mutual TLS: client %v, server %v", cerr, serr)
 	}
 
-	_, err = tlsconf.Etcd(at(&config.Etcd{Endpoints: []string{"etcd:2379"}, TLS: &config.EtcdTLS{CA: "missing.pem"}}))
+	_, err = tlsconf.Etcd(at(&config.Etcd{Endpoints: []string{"etcd:2379"}, TLS: &config.EtcdTLS{CA: "missing.pem"}}), nil)
 	if err == nil || !strings.Contains(err.Error(), "store.etcd.tls.ca") {
 		t.Errorf("Etcd with a missing CA file: err = %v, want one naming store.etcd.tls.ca", err)
 	}

@@ -3,6 +3,11 @@
 // trusts when it dials the control plane) into *tls.Config values. It
 // reads the PEM files the keys name and checks them, and every error names
 // the key at fault and the file, never a key's content.
+//
+// The configs serve their certificates, keys and client CAs from the
+// files rather than from copies taken at start: a renewal that replaces
+// the files is served from the next handshake on, without a restart (see
+// reloading).
 package tlsconf
 
 import (
@@ -26,11 +31,11 @@ const (
 
 // Edge returns the TLS config of the edge's public listener, nil when the
 // config has no "tls". It offers HTTP/2 and HTTP/1.1.
-func Edge(cfg *config.Config) (*tls.Config, error) {
+func Edge(cfg *config.Config, opts *Options) (*tls.Config, error) {
 	if cfg.TLS == nil {
 		return nil, nil
 	}
-	c, err := server(cfg, cfg.TLS, KeyEdge)
+	c, err := server(cfg, cfg.TLS, KeyEdge, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -41,22 +46,33 @@ func Edge(cfg *config.Config) (*tls.Config, error) {
 // ControlPlane returns the TLS config of the control plane's gRPC
 // listener, nil when the config has no controlPlane.tls. With clientCA,
 // every client must present a certificate that CA signed (mutual TLS).
-func ControlPlane(cfg *config.Config) (*tls.Config, error) {
+//
+// With clientCA, each handshake runs on a copy of the returned config as
+// it is then (fields a caller set on it included) with the current client
+// CAs: a tls.Config holds one fixed pool, and GetConfigForClient is the
+// hook crypto/tls gives to change it per connection.
+func ControlPlane(cfg *config.Config, opts *Options) (*tls.Config, error) {
 	t := cfg.ControlPlane.TLS
 	if t == nil {
 		return nil, nil
 	}
-	c, err := server(cfg, t, KeyControlPlane)
+	c, err := server(cfg, t, KeyControlPlane, opts)
 	if err != nil {
 		return nil, err
 	}
 	if t.ClientCA != "" {
-		pool, err := certPool(cfg.File(t.ClientCA), KeyControlPlane+".clientCA")
+		cas, err := reloadingPool(cfg.File(t.ClientCA), KeyControlPlane+".clientCA", opts)
 		if err != nil {
 			return nil, err
 		}
-		c.ClientCAs = pool
+		c.ClientCAs = cas.current() // what callers see; handshakes use the copy's
 		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cc := c.Clone()
+			cc.GetConfigForClient = nil
+			cc.ClientCAs = cas.get()
+			return cc, nil
+		}
 	}
 	return c, nil
 }
@@ -69,7 +85,8 @@ func ControlPlane(cfg *config.Config) (*tls.Config, error) {
 // own certificate, pinned. It presents controlPlane.clientCert when set; a control
 // plane that requires one (clientCA) and an edge of the same process
 // without one is an error here rather than a refused handshake later.
-func EdgeClient(cfg *config.Config, sameProcess bool) (*tls.Config, error) {
+// The client certificate and the pin follow renewals of their files.
+func EdgeClient(cfg *config.Config, sameProcess bool, opts *Options) (*tls.Config, error) {
 	cp := cfg.ControlPlane
 	if cp.TLS == nil && cp.CA == "" && cp.ClientCert == "" {
 		return nil, nil
@@ -86,38 +103,52 @@ func EdgeClient(cfg *config.Config, sameProcess bool) (*tls.Config, error) {
 		// The edge dials the control plane of its own process: it pins
 		// that exact certificate, whatever names it carries (the edge
 		// dials the address the listener got, such as 127.0.0.1:PORT).
-		certs, err := readCerts(cfg.File(cp.TLS.Cert), KeyControlPlane+".cert")
+		// The pair is checked as the control plane checks it, so that
+		// both keep the same last good certificate when a renewal is
+		// refused.
+		pin, err := reloadingPair(cfg.File(cp.TLS.Cert), cfg.File(cp.TLS.Key), KeyControlPlane+".cert", KeyControlPlane+".key", opts)
 		if err != nil {
 			return nil, err
 		}
-		own := certs[0].Raw
 		c.InsecureSkipVerify = true // replaced by the pin below
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, own) {
-				return errors.New("the control plane did not present the certificate of controlPlane.tls.cert")
+			if len(cs.PeerCertificates) > 0 {
+				// Another certificate than the pinned one may be a
+				// renewal the control plane has loaded first: the
+				// files are looked at again before it is refused.
+				// Looking only then keeps the pin from moving ahead
+				// of the control plane.
+				got := cs.PeerCertificates[0].Raw
+				if bytes.Equal(got, pin.current().Certificate[0]) || bytes.Equal(got, pin.reload().Certificate[0]) {
+					return nil
+				}
 			}
-			return nil
+			return errors.New("the control plane did not present the certificate of controlPlane.tls.cert")
 		}
 	}
 	if cp.ClientCert != "" {
-		pair, err := keyPair(cfg.File(cp.ClientCert), cfg.File(cp.ClientKey), "controlPlane.clientCert", "controlPlane.clientKey")
+		pair, err := reloadingPair(cfg.File(cp.ClientCert), cfg.File(cp.ClientKey), "controlPlane.clientCert", "controlPlane.clientKey", opts)
 		if err != nil {
 			return nil, err
 		}
-		c.Certificates = []tls.Certificate{pair}
+		c.GetClientCertificate = clientCertificate(pair)
 	} else if sameProcess && cp.TLS != nil && cp.TLS.ClientCA != "" {
 		return nil, errors.New("controlPlane.clientCert: required: controlPlane.tls.clientCA makes the control plane require a client certificate, and its own edge has none (set controlPlane.clientCert and controlPlane.clientKey)")
 	}
 	return c, nil
 }
 
-// server loads a listener's certificate and key.
-func server(cfg *config.Config, t *config.TLS, key string) (*tls.Config, error) {
-	pair, err := keyPair(cfg.File(t.Cert), cfg.File(t.Key), key+".cert", key+".key")
+// server loads a listener's certificate and key, and serves them from
+// their files.
+func server(cfg *config.Config, t *config.TLS, key string, opts *Options) (*tls.Config, error) {
+	pair, err := reloadingPair(cfg.File(t.Cert), cfg.File(t.Key), key+".cert", key+".key", opts)
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return pair.get(), nil },
+	}, nil
 }
 
 // keyPair reads a certificate chain and its private key and checks that

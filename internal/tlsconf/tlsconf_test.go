@@ -61,7 +61,7 @@ func TestEdge(t *testing.T) {
 	ca := tlstest.NewCA(t, "test CA")
 	ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "edge")
 	cfg := &config.Config{Path: filepath.Join(dir, "atrax.json"), TLS: &config.TLS{Cert: "edge.pem", Key: "edge-key.pem"}}
-	srv, err := tlsconf.Edge(cfg)
+	srv, err := tlsconf.Edge(cfg, nil)
 	if err != nil {
 		t.Fatalf("Edge: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestEdge(t *testing.T) {
 	if cerr, _ := handshake(t, srv, &tls.Config{ServerName: "127.0.0.1"}); cerr == nil {
 		t.Error("a client that does not trust the CA completed the handshake")
 	}
-	if c, err := tlsconf.Edge(&config.Config{}); c != nil || err != nil {
+	if c, err := tlsconf.Edge(&config.Config{}, nil); c != nil || err != nil {
 		t.Errorf("Edge without tls = %v, %v; want nil, nil", c, err)
 	}
 }
@@ -94,14 +94,14 @@ func TestMutualTLS(t *testing.T) {
 		TLS: &config.TLS{Cert: "cp.pem", Key: "cp-key.pem", ClientCA: "edges-ca.pem"},
 		CA:  "ca.pem", ClientCert: "edge.pem", ClientKey: "edge-key.pem",
 	}}
-	srv, err := tlsconf.ControlPlane(cfg)
+	srv, err := tlsconf.ControlPlane(cfg, nil)
 	if err != nil {
 		t.Fatalf("ControlPlane: %v", err)
 	}
 	if srv.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Errorf("ClientAuth = %v, want RequireAndVerifyClientCert", srv.ClientAuth)
 	}
-	cli, err := tlsconf.EdgeClient(cfg, false)
+	cli, err := tlsconf.EdgeClient(cfg, false, nil)
 	if err != nil {
 		t.Fatalf("EdgeClient: %v", err)
 	}
@@ -117,7 +117,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	intruder := *cfg
 	intruder.ControlPlane.ClientCert, intruder.ControlPlane.ClientKey = "intruder.pem", "intruder-key.pem"
-	icli, err := tlsconf.EdgeClient(&intruder, false)
+	icli, err := tlsconf.EdgeClient(&intruder, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,18 +133,18 @@ func TestEdgeClient(t *testing.T) {
 	ca.Server(t, "127.0.0.1").Write(t, dir, "cp")
 	path := filepath.Join(dir, "atrax.json")
 
-	if c, err := tlsconf.EdgeClient(&config.Config{Path: path}, true); c != nil || err != nil {
+	if c, err := tlsconf.EdgeClient(&config.Config{Path: path}, true, nil); c != nil || err != nil {
 		t.Errorf("EdgeClient without TLS keys = %v, %v; want plain gRPC", c, err)
 	}
 
 	// atrax serve without ca: the edge trusts its control plane's own
 	// certificate.
 	cfg := &config.Config{Path: path, ControlPlane: config.ControlPlane{TLS: &config.TLS{Cert: "cp.pem", Key: "cp-key.pem"}}}
-	srv, err := tlsconf.ControlPlane(cfg)
+	srv, err := tlsconf.ControlPlane(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := tlsconf.EdgeClient(cfg, true)
+	cli, err := tlsconf.EdgeClient(cfg, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,11 +156,11 @@ func TestEdgeClient(t *testing.T) {
 	// of the same CA is refused.
 	ca.Server(t, "cp.internal").Write(t, dir, "named")
 	named := &config.Config{Path: path, ControlPlane: config.ControlPlane{TLS: &config.TLS{Cert: "named.pem", Key: "named-key.pem"}}}
-	nsrv, err := tlsconf.ControlPlane(named)
+	nsrv, err := tlsconf.ControlPlane(named, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ncli, err := tlsconf.EdgeClient(named, true)
+	ncli, err := tlsconf.EdgeClient(named, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestEdgeClient(t *testing.T) {
 	}
 	// A separate edge without ca uses the system's roots, which do not
 	// hold the test CA.
-	cli, err = tlsconf.EdgeClient(cfg, false)
+	cli, err = tlsconf.EdgeClient(cfg, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestEdgeClient(t *testing.T) {
 	// atrax serve with clientCA but no client certificate for its edge.
 	tlstest.WriteFile(t, filepath.Join(dir, "edges-ca.pem"), ca.PEM)
 	mtls := &config.Config{Path: path, ControlPlane: config.ControlPlane{TLS: &config.TLS{Cert: "cp.pem", Key: "cp-key.pem", ClientCA: "edges-ca.pem"}}}
-	if _, err := tlsconf.EdgeClient(mtls, true); err == nil || !strings.HasPrefix(err.Error(), "controlPlane.clientCert: required") {
+	if _, err := tlsconf.EdgeClient(mtls, true, nil); err == nil || !strings.HasPrefix(err.Error(), "controlPlane.clientCert: required") {
 		t.Errorf("serve with clientCA and no client certificate: %v", err)
 	}
 }
@@ -202,15 +202,15 @@ func TestErrors(t *testing.T) {
 
 	path := filepath.Join(dir, "atrax.json")
 	edge := func(cert, key string) error {
-		_, err := tlsconf.Edge(&config.Config{Path: path, TLS: &config.TLS{Cert: cert, Key: key}})
+		_, err := tlsconf.Edge(&config.Config{Path: path, TLS: &config.TLS{Cert: cert, Key: key}}, nil)
 		return err
 	}
 	cp := func(t *config.TLS, ca string) error {
 		c := &config.Config{Path: path, ControlPlane: config.ControlPlane{TLS: t, CA: ca}}
-		if _, err := tlsconf.ControlPlane(c); err != nil {
+		if _, err := tlsconf.ControlPlane(c, nil); err != nil {
 			return err
 		}
-		_, err := tlsconf.EdgeClient(c, false)
+		_, err := tlsconf.EdgeClient(c, false, nil)
 		return err
 	}
 	tests := []struct {
@@ -246,7 +246,7 @@ func TestErrors(t *testing.T) {
 	}
 	// An edge's client key without its certificate's match.
 	c := &config.Config{Path: path, ControlPlane: config.ControlPlane{ClientCert: "good.pem", ClientKey: "other-key.pem"}}
-	if _, err := tlsconf.EdgeClient(c, false); err == nil || !strings.HasPrefix(err.Error(), "controlPlane.clientKey: ") {
+	if _, err := tlsconf.EdgeClient(c, false, nil); err == nil || !strings.HasPrefix(err.Error(), "controlPlane.clientKey: ") {
 		t.Errorf("mismatched client key: %v", err)
 	}
 }
@@ -262,7 +262,7 @@ func TestPaths(t *testing.T) {
 	}
 	cert, key := ca.Server(t, "localhost").Write(t, sub, "edge")
 	cfg := &config.Config{Path: filepath.Join(dir, "atrax.json"), TLS: &config.TLS{Cert: "certs/edge.pem", Key: key}}
-	if _, err := tlsconf.Edge(cfg); err != nil {
+	if _, err := tlsconf.Edge(cfg, nil); err != nil {
 		t.Errorf("relative cert, absolute key: %v", err)
 	}
 	if got := cfg.File("certs/edge.pem"); got != cert {

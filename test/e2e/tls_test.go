@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +122,57 @@ func TestTLSServe(t *testing.T) {
 	if out, errOut, err := grpcurl(t, "-cacert", dir+"/ca.pem", p.GRPC, "atrax.v1.StatusService/GetHealth"); err != nil || !strings.Contains(out, `"ok"`) {
 		t.Errorf("grpcurl -cacert: %v\n%s%s", err, out, errOut)
 	}
+
+	// Certificates renewed in place, as cert-manager or certbot renew
+	// them, are served to new connections without a restart.
+	edgeRenewed, cpRenewed := ca.Server(t, "localhost", "127.0.0.1"), ca.Server(t, "127.0.0.1")
+	renewPair(t, dir, "edge", edgeRenewed)
+	renewPair(t, dir, "cp", cpRenewed)
+	for _, l := range []struct {
+		name, addr string
+		want       tlstest.Pair
+	}{
+		{"the edge", strings.TrimPrefix(p.HTTP, "http://"), edgeRenewed},
+		{"the control plane", p.GRPC, cpRenewed},
+	} {
+		block, _ := pem.Decode(l.want.Cert)
+		if !poll(pollTimeout, func() bool { return bytes.Equal(servedCert(l.addr, ca.Pool()), block.Bytes) }) {
+			t.Errorf("%s did not serve its renewed certificate", l.name)
+		}
+	}
+	for _, key := range []string{"tls.cert", "controlPlane.tls.cert"} {
+		if _, err := p.waitLogFrom(0, func(m map[string]any) bool { return m["msg"] == "TLS files reloaded" && m["key"] == key }, callTimeout); err != nil {
+			t.Errorf("no reload of %s logged: %v", key, err)
+		}
+	}
+	if code, _, err := getStatus(t, httpsClient(ca.Pool(), true), base+"/health"); err != nil || code != http.StatusOK {
+		t.Errorf("GET /health over HTTPS after the renewal: %d %v", code, err)
+	}
+}
+
+// renewPair replaces dir/NAME.pem and dir/NAME-key.pem with p as a
+// renewal does: each written beside and renamed over the old one.
+func renewPair(t *testing.T, dir, name string, p tlstest.Pair) {
+	t.Helper()
+	tmp := t.TempDir()
+	cert, key := p.Write(t, tmp, name)
+	for _, f := range []string{key, cert} {
+		if err := os.Rename(f, filepath.Join(dir, filepath.Base(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// servedCert returns the DER of the certificate a TLS listener at addr
+// presents to a new connection trusting pool, nil if the handshake fails.
+func servedCert(addr string, pool *x509.CertPool) []byte {
+	d := &net.Dialer{Timeout: callTimeout}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].Raw
 }
 
 // startNoWait starts atrax like startAtraxIn but waits only for the edge
