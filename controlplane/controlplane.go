@@ -66,10 +66,15 @@ type Options struct {
 	// MetricsListener, when set, serves /metrics instead of a listener on
 	// Config.ControlPlane.MetricsAddress (tests pass 127.0.0.1:0).
 	MetricsListener net.Listener
+	// Now, when set, is the clock of token lifetimes and key ages (tests
+	// set one to age a signing key).
+	Now func() time.Time
 }
 
-// pruneEvery is how often expired revocations are forgotten.
-const pruneEvery = time.Hour
+// housekeepEvery is how often expired revocations are forgotten and the
+// signing key's age is checked against auth.options.keyRotation
+// (config.MinKeyRotation is not shorter).
+const housekeepEvery = time.Hour
 
 // Run serves the control plane until ctx ends, then stops gracefully and
 // closes the store. It returns only after everything it started has ended.
@@ -105,7 +110,7 @@ func Run(ctx context.Context, opts Options) error {
 	var background sync.WaitGroup
 	defer background.Wait()
 	defer cancel()
-	prune := cp.shareStore(ctx, &background)
+	housekeepHere := cp.shareStore(ctx, &background)
 	background.Go(func() { cp.fleet.Share(ctx) })
 	if c, ok := st.(checker); ok {
 		background.Go(func() { cp.checkStore(ctx, c, "etcd") })
@@ -129,20 +134,14 @@ func Run(ctx context.Context, opts Options) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
-	ticker := time.NewTicker(pruneEvery)
-	defer ticker.Stop()
-	if !prune {
-		// The replica elected to lead the fleet prunes.
-		ticker.Stop()
+	if housekeepHere {
+		// Otherwise the replica elected to lead the fleet does.
+		background.Go(func() { cp.housekeepWhile(ctx) })
 	}
 	for {
 		select {
 		case err := <-serveErr:
 			return fmt.Errorf("serve gRPC: %w", err)
-		case <-ticker.C:
-			if err := cp.issuer.Prune(ctx); err != nil {
-				log.Error("prune revocations", "err", err)
-			}
 		case <-ctx.Done():
 			log.Info("control plane stopping")
 			cp.health.Shutdown()
@@ -188,6 +187,7 @@ type plane struct {
 	snapshots *snapshot.Publisher
 	fleet     *fleet.Fleet
 	replica   string // this control plane in its edges' records
+	audit     *service.Auditor
 	health    *health.Server
 	ready     *readiness // whether it reaches its store
 	started   time.Time
@@ -254,15 +254,12 @@ func newPlane(ctx context.Context, opts Options, st store.Store, replica string,
 		MaxTTL:   cfg.Auth.MaxTTL,
 		OnChange: rebuild,
 		Logger:   log,
+		Now:      opts.Now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if _, elected := st.(store.Elector); !elected {
-		if err := p.issuer.Prune(ctx); err != nil {
-			return nil, err
-		}
-	}
+	p.audit = &service.Auditor{Store: st, Logger: log}
 	p.snapshots, err = snapshot.NewPublisher(p.buildSnapshot)
 	if err != nil {
 		return nil, fmt.Errorf("build first snapshot: %w", err)
@@ -352,7 +349,7 @@ func (p *plane) grpcServer(tlsConfig *tls.Config, stopping <-chan struct{}) *grp
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
 	srv := grpc.NewServer(sopts...)
-	audit := &service.Auditor{Store: p.store, Logger: p.log}
+	audit := p.audit
 	atraxv1.RegisterServerServiceServer(srv, &service.Servers{Registry: p.registry, Audit: audit, Fleet: p.fleet, Stopping: stopping})
 	atraxv1.RegisterAuthServiceServer(srv, &service.Auth{Issuer: p.issuer, Audit: audit})
 	atraxv1.RegisterStatusServiceServer(srv, &service.Status{Registry: p.registry, Fleet: p.fleet, Version: p.opts.Version, Started: p.started, Ready: p.ready.Err})

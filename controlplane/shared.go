@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
 	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore"
+	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/config"
 	"github.com/atrax-mcp/atrax/internal/tlsconf"
 )
@@ -49,9 +49,9 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 // shareStore starts, for a store several control planes share, the watch
 // that brings the other replicas' writes here and the campaign to lead the
 // fleet, both ending with ctx; wg counts them. It reports whether this
-// process prunes revocations on its own (a store of its own: there is no
+// process housekeeps on its own (a store of its own: there is no
 // fleet to lead).
-func (p *plane) shareStore(ctx context.Context, wg *sync.WaitGroup) (pruneHere bool) {
+func (p *plane) shareStore(ctx context.Context, wg *sync.WaitGroup) (housekeepHere bool) {
 	if p.shared != nil {
 		wg.Go(func() { p.follow(ctx) })
 	}
@@ -115,8 +115,8 @@ func (p *plane) reloadIssuer(ctx context.Context) bool {
 }
 
 // lead campaigns to lead the control planes sharing the store and, while
-// this one leads, does what must run once per fleet: pruning expired
-// revocations at once and every pruneEvery. Leadership lost (etcd out of
+// this one leads, does what must run once per fleet (housekeep) at once
+// and every housekeepEvery. Leadership lost (etcd out of
 // reach for longer than the election's lease) is campaigned for again.
 func (p *plane) lead(ctx context.Context, el store.Elector) {
 	for {
@@ -127,8 +127,8 @@ func (p *plane) lead(ctx context.Context, el store.Elector) {
 			}
 			return
 		}
-		p.log.Info("leading the fleet: this control plane prunes expired revocations")
-		p.pruneWhile(leading)
+		p.log.Info("leading the fleet: this control plane prunes expired revocations and rotates the signing key")
+		p.housekeepWhile(leading)
 		resign()
 		if ctx.Err() != nil {
 			return
@@ -137,19 +137,37 @@ func (p *plane) lead(ctx context.Context, el store.Elector) {
 	}
 }
 
-// pruneWhile prunes expired revocations now and every pruneEvery until ctx
-// ends.
-func (p *plane) pruneWhile(ctx context.Context) {
-	ticker := time.NewTicker(pruneEvery)
+// housekeepWhile housekeeps now and every housekeepEvery until ctx ends.
+func (p *plane) housekeepWhile(ctx context.Context) {
+	ticker := time.NewTicker(housekeepEvery)
 	defer ticker.Stop()
 	for {
-		if err := p.issuer.Prune(ctx); err != nil && ctx.Err() == nil {
-			p.log.Error("prune revocations", "err", fmt.Errorf("as the fleet's leader: %w", err))
-		}
+		p.housekeep(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
+	}
+}
+
+// housekeep does what must run once per fleet (or once per control plane
+// with a store of its own): it forgets expired revocations and, when
+// auth.options.keyRotation says the signing key is due, makes a new one,
+// recorded in the audit log as key.rotate by this replica.
+func (p *plane) housekeep(ctx context.Context) {
+	if err := p.issuer.Prune(ctx); err != nil && ctx.Err() == nil {
+		p.log.Error("prune revocations", "err", err)
+	}
+	rotated, err := p.issuer.RotateIfDue(ctx, p.opts.Config.Auth.KeyRotation)
+	if err != nil && ctx.Err() == nil {
+		p.log.Error("rotate the signing key", "err", err, "key_rotation", p.opts.Config.Auth.KeyRotation.String())
+	}
+	if rotated || err != nil && ctx.Err() == nil {
+		who := authn.NewContext(ctx, &authn.Principal{Subject: "control-plane:" + p.replica})
+		p.audit.Change(who, "key.rotate", "", err)
+	}
+	if rotated {
+		p.log.Info("signing key rotated", "key_rotation", p.opts.Config.Auth.KeyRotation.String())
 	}
 }

@@ -202,7 +202,7 @@ func TestReplicasShareEtcd(t *testing.T) {
 	})
 
 	// One leader; when it stops, the other takes over.
-	const leading = "leading the fleet: this control plane prunes expired revocations"
+	const leading = "leading the fleet: this control plane prunes expired revocations and rotates the signing key"
 	deadline := time.Now().Add(10 * time.Second)
 	for !a.log.has(leading) && !b.log.has(leading) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -410,6 +410,29 @@ func (i *Issuer) Rotate(ctx context.Context) (store.SigningKey, error) {
 	return k, nil
 }
 
+// RotateIfDue rotates the signing key when the current one is every old
+// or older (auth.options.keyRotation), and reports whether it did. It reads
+// the keys from the store first, so that a replica that has just been
+// elected to rotate does not act on a view older than the fleet's.
+func (i *Issuer) RotateIfDue(ctx context.Context, every time.Duration) (bool, error) {
+	if every <= 0 {
+		return false, nil
+	}
+	if err := i.Reload(ctx); err != nil {
+		return false, err
+	}
+	i.mu.Lock()
+	current := i.signing[len(i.signing)-1].Created
+	i.mu.Unlock()
+	if i.now().Sub(current) < every {
+		return false, nil
+	}
+	if _, err := i.Rotate(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 func (i *Issuer) rotate(ctx context.Context) (store.SigningKey, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -513,6 +513,51 @@ func TestRotateDropsRetiredKeys(t *testing.T) {
 	}
 }
 
+// TestRotateIfDue: the signing key is rotated once it is keyRotation
+// old, not before, and never when rotation is off; a key another issuer on
+// the same store rotated in the meantime counts as current.
+func TestRotateIfDue(t *testing.T) {
+	const every = 30 * 24 * time.Hour
+	e := newEnv(t)
+	i, _ := e.open()
+	first := keyIDs(i.PublicKeys())
+	if rotated, err := i.RotateIfDue(ctx, every); err != nil || rotated {
+		t.Fatalf("RotateIfDue with a new key = %v, %v; want no rotation", rotated, err)
+	}
+	e.clock.Advance(every - time.Minute)
+	if rotated, err := i.RotateIfDue(ctx, every); err != nil || rotated {
+		t.Fatalf("RotateIfDue a minute early = %v, %v; want no rotation", rotated, err)
+	}
+	if rotated, err := i.RotateIfDue(ctx, 0); err != nil || rotated {
+		t.Fatalf("RotateIfDue with rotation off = %v, %v", rotated, err)
+	}
+	e.clock.Advance(time.Minute)
+	rotated, err := i.RotateIfDue(ctx, every)
+	if err != nil || !rotated {
+		t.Fatalf("RotateIfDue when due = %v, %v; want a rotation", rotated, err)
+	}
+	second := keyIDs(i.PublicKeys())
+	if len(second) != 2 || second[0] != first[0] {
+		t.Fatalf("keys after rotation = %v, want %v and a new one", second, first)
+	}
+
+	// Another issuer on the store rotates half a period later: this one
+	// sees that key as current and waits for it to be due.
+	other, _ := e.open()
+	e.clock.Advance(every / 2)
+	k, err := other.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(every / 2)
+	if rotated, err := i.RotateIfDue(ctx, every); err != nil || rotated {
+		t.Fatalf("RotateIfDue after another issuer rotated = %v, %v; want no rotation", rotated, err)
+	}
+	if got := keyIDs(i.PublicKeys()); got[len(got)-1] != k.ID {
+		t.Errorf("keys = %v, want the other issuer's %s current", got, k.ID)
+	}
+}
+
 func TestSealKey(t *testing.T) {
 	e := newEnv(t)
 	i, _ := e.open()

@@ -37,10 +37,11 @@ func fullGrant() Grant {
 func (d *decoder) auth(path string, v *hujson.Value) authState {
 	st := authState{
 		Auth: Auth{
-			TTL:      DefaultTokenTTL,
-			MaxTTL:   DefaultMaxTokenTTL,
-			Issuer:   DefaultIssuer,
-			Audience: DefaultAudience,
+			TTL:         DefaultTokenTTL,
+			MaxTTL:      DefaultMaxTokenTTL,
+			KeyRotation: DefaultKeyRotation,
+			Issuer:      DefaultIssuer,
+			Audience:    DefaultAudience,
 		},
 		present:  true,
 		typePath: join(path, "type"),
@@ -171,6 +172,24 @@ func (d *decoder) authOptions(path string, v *hujson.Value, a *Auth, typ string,
 			maxPath = m.path
 			if a.MaxTTL, maxOK = d.duration(m.path, m.val); !maxOK {
 				a.MaxTTL = DefaultMaxTokenTTL
+			}
+		case "keyRotation":
+			s, ok := d.str(m.path, m.val)
+			if !ok {
+				break
+			}
+			if s == "off" {
+				a.KeyRotation = 0
+				break
+			}
+			dur, err := parsePositiveDuration(s)
+			switch {
+			case err != nil:
+				d.add(m.path, err.Error()+`, or "off"`)
+			case dur < MinKeyRotation:
+				d.addf(m.path, `must be at least %s (a rotation is checked for hourly), or "off"`, shortDuration(MinKeyRotation))
+			default:
+				a.KeyRotation = dur
 			}
 		case "issuer":
 			if s, ok := d.nonEmpty(m.path, m.val); ok {

@@ -20,10 +20,14 @@ const (
 	DefaultControlPlaneAddress = "127.0.0.1:4001"
 	DefaultTokenTTL            = time.Hour
 	DefaultMaxTokenTTL         = 24 * time.Hour
-	DefaultIssuer              = "atrax"
-	DefaultAudience            = "atrax"
-	DefaultSeparator           = "__"
-	DefaultCallTimeout         = 5 * time.Minute
+	DefaultKeyRotation         = 30 * 24 * time.Hour
+	// MinKeyRotation is the shortest keyRotation: the control plane
+	// checks whether a rotation is due once an hour.
+	MinKeyRotation     = time.Hour
+	DefaultIssuer      = "atrax"
+	DefaultAudience    = "atrax"
+	DefaultSeparator   = "__"
+	DefaultCallTimeout = 5 * time.Minute
 )
 
 // Auth types.
@@ -87,6 +91,10 @@ type Auth struct {
 	TTL time.Duration
 	// MaxTTL caps a lifetime a caller asks for (options.maxTtl).
 	MaxTTL time.Duration
+	// KeyRotation is how old the current signing key of issued tokens
+	// gets before the control plane makes a new one (options.keyRotation);
+	// 0 when "off". Retired keys verify until their tokens have expired.
+	KeyRotation time.Duration
 	// Issuer and Audience are the iss and aud of issued tokens. With
 	// AuthOAuth, options.issuer and options.audience name the
 	// authorization server and this gateway instead (see OAuth), and

@@ -142,10 +142,11 @@ func TestParseFull(t *testing.T) {
 				Secret: "agent-secret",
 				Grant:  config.Grant{Scopes: []string{"edge"}, Servers: []string{"*"}},
 			}},
-			TTL:      30 * 60e9,
-			MaxTTL:   12 * 3600e9,
-			Issuer:   "https://atrax.example",
-			Audience: "atrax-test",
+			TTL:         30 * 60e9,
+			MaxTTL:      12 * 3600e9,
+			KeyRotation: 7 * 24 * 3600e9,
+			Issuer:      "https://atrax.example",
+			Audience:    "atrax-test",
 		},
 		ControlPlane: config.ControlPlane{
 			Address:        "127.0.0.1:4101",
@@ -233,11 +234,12 @@ func TestParseDefaults(t *testing.T) {
 		Port: config.DefaultPort,
 		Host: config.DefaultHost,
 		Auth: config.Auth{
-			Type:     config.AuthNone,
-			TTL:      config.DefaultTokenTTL,
-			MaxTTL:   config.DefaultMaxTokenTTL,
-			Issuer:   config.DefaultIssuer,
-			Audience: config.DefaultAudience,
+			Type:        config.AuthNone,
+			TTL:         config.DefaultTokenTTL,
+			MaxTTL:      config.DefaultMaxTokenTTL,
+			KeyRotation: config.DefaultKeyRotation,
+			Issuer:      config.DefaultIssuer,
+			Audience:    config.DefaultAudience,
 		},
 		ControlPlane: config.ControlPlane{Address: config.DefaultControlPlaneAddress},
 		Namespacing: config.Namespacing{
@@ -483,6 +485,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{`auth.options.maxTtl: must not be shorter than ttl (1h by default)`}},
 		{"bad ttl hides the comparison", `{"auth": {"type": "token", "options": {"token": "t", "ttl": "x", "maxTtl": "30m"}}}`, nil,
 			[]string{`auth.options.ttl: must be a positive duration such as "90s", "5m" or "1h"`}},
+		{"keyRotation invalid", `{"auth": {"type": "token", "options": {"token": "t", "keyRotation": "monthly"}}}`, nil,
+			[]string{`auth.options.keyRotation: must be a positive duration such as "90s", "5m" or "1h", or "off"`}},
+		{"keyRotation too short", `{"auth": {"type": "token", "options": {"token": "t", "keyRotation": "10m"}}}`, nil,
+			[]string{`auth.options.keyRotation: must be at least 1h (a rotation is checked for hourly), or "off"`}},
+		{"keyRotation not a string", `{"auth": {"type": "token", "options": {"token": "t", "keyRotation": 3600}}}`, nil,
+			[]string{`auth.options.keyRotation: must be a string, not a number`}},
 		{"issuer empty", `{"auth": {"type": "token", "options": {"token": "t", "issuer": "", "audience": 1}}}`, nil,
 			[]string{`auth.options.audience: must be a string, not a number`, `auth.options.issuer: must not be empty`}},
 
@@ -775,5 +783,16 @@ func TestDataDirPath(t *testing.T) {
 		if got := c.DataDirPath(); got != tt.want {
 			t.Errorf("Config{Path: %q, DataDir: %q}.DataDirPath() = %q, want %q", tt.path, tt.dataDir, got, tt.want)
 		}
+	}
+}
+
+// TestKeyRotationOff: "off" turns scheduled rotation off, as 0.
+func TestKeyRotationOff(t *testing.T) {
+	c, err := config.Parse([]byte(`{"auth": {"type": "token", "options": {"token": "t", "keyRotation": "off"}}}`), config.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.KeyRotation != 0 {
+		t.Errorf("KeyRotation = %v, want 0", c.Auth.KeyRotation)
 	}
 }

@@ -314,7 +314,7 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("edge 2 did not reconnect to replica %d within %v", survivor+1, pollTimeout)
 	}
 	if _, err := cps[survivor].waitLogFrom(0, func(m map[string]any) bool {
-		return m["msg"] == "leading the fleet: this control plane prunes expired revocations"
+		return m["msg"] == "leading the fleet: this control plane prunes expired revocations and rotates the signing key"
 	}, pollTimeout); err != nil {
 		t.Errorf("replica %d never led the fleet: %v", survivor+1, err)
 	}
