@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -40,6 +41,7 @@ import (
 	"github.com/atrax-mcp/atrax/internal/config"
 	"github.com/atrax-mcp/atrax/internal/logctx"
 	"github.com/atrax-mcp/atrax/internal/metrics"
+	"github.com/atrax-mcp/atrax/internal/tracing"
 )
 
 // StoreFile is the embedded store's file name inside the data directory.
@@ -66,6 +68,9 @@ type Options struct {
 	// MetricsListener, when set, serves /metrics instead of a listener on
 	// Config.ControlPlane.MetricsAddress (tests pass 127.0.0.1:0).
 	MetricsListener net.Listener
+	// TracerProvider, when set, gives each RPC served a span, continuing
+	// the caller's trace.
+	TracerProvider trace.TracerProvider
 	// Now, when set, is the clock of token lifetimes and key ages (tests
 	// set one to age a signing key).
 	Now func() time.Time
@@ -343,6 +348,7 @@ func (p *plane) grpcServer(tlsConfig *tls.Config, stopping <-chan struct{}) *grp
 	auth := &grpcauth.Interceptors{Verifier: p.counted, Policy: policy()}
 	var sopts []grpc.ServerOption
 	sopts = append(sopts,
+		grpc.StatsHandler(tracing.GRPCServer(p.opts.TracerProvider)),
 		grpc.ChainUnaryInterceptor(p.metrics.observeUnary(), p.logInternal(), auth.Unary()),
 		grpc.ChainStreamInterceptor(p.metrics.observeStream(), p.logInternalStream(), auth.Stream()))
 	if tlsConfig != nil {

@@ -28,10 +28,11 @@ const healthyReplicas = `{"loadBalancingConfig": [{"round_robin": {}}], "healthC
 // one holding the Sync stream goes away or becomes unhealthy, the stream
 // ends and the next one (it reconnects with capped backoff) goes to
 // another. While none is healthy, RPCs fail at once with UNAVAILABLE, and
-// the edge serves its last snapshot.
-func dialControlPlane(addrs []string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
+// the edge serves its last snapshot. extra are further options (tracing).
+func dialControlPlane(addrs []string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultServiceConfig(healthyReplicas)}, extra...)
 	if len(addrs) == 1 {
-		return grpc.NewClient(addrs[0], grpc.WithTransportCredentials(creds), grpc.WithDefaultServiceConfig(healthyReplicas))
+		return grpc.NewClient(addrs[0], opts...)
 	}
 	r := manual.NewBuilderWithScheme("atrax-control-plane")
 	var state resolver.State
@@ -45,8 +46,5 @@ func dialControlPlane(addrs []string, creds credentials.TransportCredentials) (*
 		})
 	}
 	r.InitialState(state)
-	return grpc.NewClient(r.Scheme()+":///control-plane",
-		grpc.WithTransportCredentials(creds),
-		grpc.WithResolvers(r),
-		grpc.WithDefaultServiceConfig(healthyReplicas))
+	return grpc.NewClient(r.Scheme()+":///control-plane", append(opts, grpc.WithResolvers(r))...)
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -46,6 +47,7 @@ import (
 	"github.com/atrax-mcp/atrax/internal/config"
 	"github.com/atrax-mcp/atrax/internal/logctx"
 	"github.com/atrax-mcp/atrax/internal/metrics"
+	"github.com/atrax-mcp/atrax/internal/tracing"
 )
 
 // Options configure Run.
@@ -127,7 +129,9 @@ func Run(ctx context.Context, opts Options) error {
 		creds = credentials.NewTLS(opts.ControlPlaneTLS)
 	}
 	cpAddrs := strings.Join(cfg.ControlPlane.DialAddresses(), ",")
-	conn, err := dialControlPlane(cfg.ControlPlane.DialAddresses(), creds)
+	// Its RPCs continue the trace of the request that makes them (a REST
+	// call through the gateway).
+	conn, err := dialControlPlane(cfg.ControlPlane.DialAddresses(), creds, grpc.WithStatsHandler(tracing.GRPCClient(opts.TracerProvider)))
 	if err != nil {
 		return fmt.Errorf("control plane at %s: %w", cpAddrs, err)
 	}

@@ -146,6 +146,7 @@ func runServer(cmd string, args []string, stderr io.Writer) error {
 		}
 	}()
 	edgeOpts.TracerProvider = tp
+	cpOpts.TracerProvider = tp
 	switch cmd {
 	case "controlplane":
 		return controlplane.Run(ctx, cpOpts)

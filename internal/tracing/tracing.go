@@ -16,13 +16,18 @@ import (
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/stats"
 )
 
 // ServiceName is the service.name of Atrax's spans unless
@@ -90,4 +95,35 @@ func FromEnv(ctx context.Context, version string) (trace.TracerProvider, func(co
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	return tp, tp.Shutdown, nil
+}
+
+// GRPCServer returns the stats handler that gives each RPC the control
+// plane serves a span, a child of the caller's W3C trace context (which the
+// edge's gateway and the CLI pass on in gRPC metadata). Health checks,
+// which edges make continuously, get none. A nil tp traces nothing.
+func GRPCServer(tp trace.TracerProvider) stats.Handler {
+	return otelgrpc.NewServerHandler(grpcOptions(tp)...)
+}
+
+// GRPCClient returns the stats handler that gives each RPC a client makes
+// a span, and passes the trace context on in gRPC metadata: a REST call
+// through the edge's gateway then continues, on the control plane, the
+// trace its HTTP request started.
+func GRPCClient(tp trace.TracerProvider) stats.Handler {
+	return otelgrpc.NewClientHandler(grpcOptions(tp)...)
+}
+
+// grpcOptions configure otelgrpc without its global defaults: the tracer
+// provider given, W3C trace context only, and no metrics (Atrax's own
+// Prometheus metrics count RPCs).
+func grpcOptions(tp trace.TracerProvider) []otelgrpc.Option {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return []otelgrpc.Option{
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithPropagators(propagation.TraceContext{}),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
+	}
 }
