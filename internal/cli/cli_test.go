@@ -322,6 +322,9 @@ func TestCLIStatus(t *testing.T) {
 		!regexp.MustCompile(`(?m)^memory\s+restarting\s+stdio\s+11\s+1\s+exit status 1: npm ERR! 404$`).MatchString(r.stdout) {
 		t.Errorf("status table:\n%s", r.stdout)
 	}
+	if strings.Contains(r.stdout, "Held back") {
+		t.Errorf("status without held tools mentions them:\n%s", r.stdout)
+	}
 	r = run(t, noToken, false, "status", "-o", "json")
 	var m map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil || m["registryVersion"] != "7" || len(m["edges"].([]any)) != 1 {
@@ -360,6 +363,16 @@ func TestCLIStatus(t *testing.T) {
 	fleet.Edges[0].Replica = "cp-1:4001"
 	f.status.set(fleet)
 	run(t, noToken, false, "status").want(t, 0, "Degraded: cannot reach etcd", "Edge e-1 at 127.0.0.1:4000 (connected to cp-1:4001, snapshot 7")
+	// Tools held back by pinTools: counted beside the tools served, and
+	// listed with what to do.
+	held := statusOf("running", "running")
+	held.Edges[0].Upstreams[1].PendingTools = []string{"write", "delete"}
+	f.status.set(held)
+	r = run(t, noToken, false, "status")
+	r.want(t, 0, "Held back until an admin approves them (pinTools):", "  memory: delete, write (approve with `atrax servers approve memory`)")
+	if !regexp.MustCompile(`(?m)^memory\s+running\s+stdio\s+11 \(\+2 held\)\s+`).MatchString(r.stdout) {
+		t.Errorf("status with held tools:\n%s", r.stdout)
+	}
 	// No edge.
 	f.status.set(&atraxv1.GetStatusResponse{Version: "1.2.3", Servers: []*atraxv1.ServerStatus{{Name: "memory", State: "running", TransportType: "stdio", Source: "api"}}})
 	run(t, noToken, false, "status").want(t, 0, "No edge has reported", "memory")

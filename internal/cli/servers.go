@@ -259,8 +259,8 @@ A server with "pinTools": true has each changed (or new) tool held back on
 every edge until an admin approves its definition as the edges now see it.
 Without --tool every tool awaiting approval is approved; --tool names the
 server's own tool names (without its prefix). The first approval also
-records the definitions the edges trusted until then. ` + "`atrax status -o json`" + `
-lists what each edge holds back (pendingTools).
+records the definitions the edges trusted until then. ` + "`atrax status`" + `
+lists what each edge holds back (pendingTools in -o json).
 
   atrax servers approve docs
   atrax servers approve docs --tool search --tool fetch`,

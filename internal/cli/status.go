@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,12 +235,46 @@ func printStatus(w io.Writer, st *atraxv1.GetStatusResponse, now time.Time) erro
 			return err
 		}
 	}
+	printHeld(w, st)
 	return nil
+}
+
+// printHeld says which tools edges hold back for servers with pinTools, and
+// how to let them through.
+func printHeld(w io.Writer, st *atraxv1.GetStatusResponse) {
+	held := map[string][]string{}
+	var servers []string
+	for _, ed := range st.GetEdges() {
+		for _, u := range ed.GetUpstreams() {
+			for _, tool := range u.GetPendingTools() {
+				if !slices.Contains(held[u.GetName()], tool) {
+					if held[u.GetName()] == nil {
+						servers = append(servers, u.GetName())
+					}
+					held[u.GetName()] = append(held[u.GetName()], tool)
+				}
+			}
+		}
+	}
+	if len(servers) == 0 {
+		return
+	}
+	slices.Sort(servers)
+	fmt.Fprintln(w, "\nHeld back until an admin approves them (pinTools):")
+	for _, s := range servers {
+		tools := held[s]
+		slices.Sort(tools)
+		fmt.Fprintf(w, "  %s: %s (approve with `atrax servers approve %s`)\n", s, strings.Join(tools, ", "), s)
+	}
 }
 
 func upstreamRow(u *atraxv1.UpstreamStatus, transport string) []string {
 	if u.GetTransportType() != "" {
 		transport = u.GetTransportType()
 	}
-	return []string{u.GetName(), u.GetState(), transport, fmt.Sprint(u.GetToolCount()), fmt.Sprint(u.GetRestarts()), clip(u.GetLastError(), 70)}
+	tools := fmt.Sprint(u.GetToolCount())
+	if n := len(u.GetPendingTools()); n > 0 {
+		tools += fmt.Sprintf(" (+%d held)", n)
+	}
+	return []string{u.GetName(), u.GetState(), transport, tools, fmt.Sprint(u.GetRestarts()), clip(u.GetLastError(), 70)}
 }
