@@ -249,6 +249,10 @@ func (u *Upstream) Stop() {
 	})
 }
 
+// setState records the upstream's state and, with err, why it went down.
+// OnChange hears of every new state and of every failure: a server that
+// crash-loops stays "failed" while its restart count and last error move
+// on, and /status must show them.
 func (u *Upstream) setState(state string, err error) {
 	u.mu.Lock()
 	changed := u.state != state
@@ -260,7 +264,7 @@ func (u *Upstream) setState(state string, err error) {
 		u.since = time.Now()
 	}
 	u.mu.Unlock()
-	if changed && u.opts.OnChange != nil {
+	if (changed || err != nil) && u.opts.OnChange != nil {
 		u.opts.OnChange()
 	}
 }

@@ -591,3 +591,37 @@ func TestStartFailure(t *testing.T) {
 		t.Errorf("Notify = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestFailedRestartsAreReported: a server that never starts stays
+// "failed", but each failed attempt is a change for OnChange (which sends
+// the edge's report), so /status counts its restarts as they happen.
+func TestFailedRestartsAreReported(t *testing.T) {
+	restarts := make(chan int, 16)
+	var u *upstream.Upstream // set before Start, so before any OnChange
+	u = upstream.New(upstream.Options{
+		Spec: upstream.Spec{Name: "missing", Transport: "stdio", Command: "/nonexistent/atrax-test-binary"},
+		OnChange: func() {
+			if st := u.Status(); st.State == upstream.StateFailed {
+				select {
+				case restarts <- st.Restarts:
+				default:
+				}
+			}
+		},
+	})
+	u.Start(context.Background())
+	defer u.Stop()
+	var seen []int
+	deadline := time.After(wait)
+	for len(seen) < 3 {
+		select {
+		case n := <-restarts:
+			seen = append(seen, n)
+		case <-deadline:
+			t.Fatalf("OnChange while failed saw restarts %v; want each of 3 failed attempts", seen)
+		}
+	}
+	if !slices.IsSorted(seen) || seen[0] == seen[2] {
+		t.Errorf("restart counts reported %v, want them growing", seen)
+	}
+}
