@@ -113,6 +113,48 @@ func TestReplicasListEveryEdge(t *testing.T) {
 	})
 }
 
+// TestApproveThroughEitherReplica: the tools an edge of replica B holds
+// back (pinTools) can be approved through replica A, which learns them
+// from B's edge records.
+func TestApproveThroughEitherReplica(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cfg := etcdConfig(t, c.Endpoints()[0], "/approve")
+	a, b := startReplica(t, cfg), startReplica(t, cfg)
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token), 60*time.Second)
+	defer cancel()
+	if _, err := atraxv1.NewServerServiceClient(a.conn).CreateServer(ctx, &atraxv1.CreateServerRequest{Server: &atraxv1.Server{
+		Name: "docs", Url: "https://docs.example.com/mcp", PinTools: true,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	s := syncAs(t, ctx, b, "edge-b")
+	if err := s.Send(&atraxv1.SyncRequest{Message: &atraxv1.SyncRequest_Report{Report: &atraxv1.EdgeReport{
+		Upstreams: []*atraxv1.UpstreamStatus{{
+			Name: "docs", State: "running", PendingTools: []string{"search"},
+			ToolPins: []*atraxv1.ToolPin{{Name: "search", Digest: "s2", Pending: true}},
+		}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	servers := atraxv1.NewServerServiceClient(a.conn)
+	var resp *atraxv1.ApproveServerToolsResponse
+	within(t, "approval through replica A", func() bool {
+		var err error
+		resp, err = servers.ApproveServerTools(ctx, &atraxv1.ApproveServerToolsRequest{Name: "docs"})
+		if status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "no connected edge reports") {
+			return false // B has not written edge-b's report yet
+		}
+		if err != nil {
+			t.Fatalf("approve through A: %v", err)
+		}
+		return true
+	})
+	if got := resp.GetServer().GetApprovedTools(); len(got) != 1 || got["search"] != "s2" {
+		t.Errorf("approved tools = %v, want search: s2", got)
+	}
+}
+
 // TestNotReadyWithoutEtcd cuts one of two replicas off from etcd: it
 // becomes not ready (grpc.health.v1 NOT_SERVING for the server, while the
 // liveness service stays SERVING; GetHealth "degraded" naming etcd) and

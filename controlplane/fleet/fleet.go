@@ -1,5 +1,5 @@
 // Package fleet remembers what each edge last reported through its Sync
-// stream, for GetStatus and /status. It is memory only: a restarted control
+// stream, for GetStatus, /status and ApproveServerTools. It is memory only: a restarted control
 // plane learns the fleet again as the edges reconnect. Control planes that
 // share a store also share their connected edges' records through it
 // (Shared), so that each can list every edge of the fleet.
@@ -137,23 +137,24 @@ type Upstream struct {
 }
 
 // Upstreams returns what the connected edges last reported of the server
-// name, ordered by edge id. The messages are copies.
-func (f *Fleet) Upstreams(name string) []Upstream {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// name, ordered by edge id: the edges of this replica and, with
+// Options.Shared, those of the other replicas, one report per edge, as All
+// merges them. The messages are copies. When the other replicas' records
+// cannot be read it returns this replica's edges' reports and the error.
+func (f *Fleet) Upstreams(ctx context.Context, name string) ([]Upstream, error) {
+	edges, err := f.All(ctx)
 	var out []Upstream
-	for id, e := range f.edges {
+	for _, e := range edges {
 		if !e.GetConnected() {
 			continue
 		}
 		for _, u := range e.GetUpstreams() {
 			if u.GetName() == name {
-				out = append(out, Upstream{EdgeID: id, Status: proto.Clone(u).(*atraxv1.UpstreamStatus)})
+				out = append(out, Upstream{EdgeID: e.GetEdgeId(), Status: proto.Clone(u).(*atraxv1.UpstreamStatus)})
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Upstream) int { return strings.Compare(a.EdgeID, b.EdgeID) })
-	return out
+	return out, err
 }
 
 // Report replaces what an edge last reported.

@@ -380,3 +380,49 @@ func TestAll(t *testing.T) {
 		t.Errorf("All without Shared = %q, %v; want [x]", ids(got), err)
 	}
 }
+
+// TestUpstreams: a server's reports come from the edges of every replica,
+// one per edge (as All merges them), connected ones only.
+func TestUpstreams(t *testing.T) {
+	sh := newShared()
+	f := fleet.New(fleet.Options{Replica: "cp-1:4001", Shared: sh})
+	pins := func(digest string) []*atraxv1.UpstreamStatus {
+		return []*atraxv1.UpstreamStatus{
+			{Name: "gh", ToolPins: []*atraxv1.ToolPin{{Name: "search", Digest: digest, Pending: true}}, PendingTools: []string{"search"}},
+			{Name: "other"},
+		}
+	}
+	defer f.Connect(hello("mine"))()
+	f.Report("mine", &atraxv1.EdgeReport{Upstreams: pins("s-mine")})
+	f.Connect(hello("gone"))()
+	f.Report("gone", &atraxv1.EdgeReport{Upstreams: pins("s-gone")})
+	sh.recs["cp-2"] = []*atraxv1.EdgeStatus{
+		{EdgeId: "theirs", Replica: "cp-2:4001", Connected: true, Upstreams: pins("s-theirs")},
+		{EdgeId: "left", Replica: "cp-2:4001", Connected: false, Upstreams: pins("s-left")},
+	}
+
+	got, err := f.Upstreams(t.Context(), "gh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := map[string]string{}
+	for _, u := range got {
+		digests[u.EdgeID] = u.Status.GetToolPins()[0].GetDigest()
+		if !cmp.Equal(u.Status.GetPendingTools(), []string{"search"}) {
+			t.Errorf("edge %s: pending tools %q, want [search]", u.EdgeID, u.Status.GetPendingTools())
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"mine": "s-mine", "theirs": "s-theirs"}, digests); diff != "" {
+		t.Errorf("Upstreams(gh): edge to digest (-want +got):\n%s", diff)
+	}
+	if got, err := f.Upstreams(t.Context(), "nope"); err != nil || len(got) != 0 {
+		t.Errorf("Upstreams(nope) = %v, %v; want none", got, err)
+	}
+
+	// Without the others' records: this replica's edges and the error.
+	sh.fail = errors.New("etcd out of reach")
+	got, err = f.Upstreams(t.Context(), "gh")
+	if err == nil || len(got) != 1 || got[0].EdgeID != "mine" {
+		t.Errorf("Upstreams with the store out of reach = %v, %v; want mine and the error", got, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atrax-mcp/atrax/controlplane/fleet"
+	"github.com/atrax-mcp/atrax/controlplane/store"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/logctx"
 )
@@ -20,16 +21,30 @@ import (
 var errApprove = errors.New("cannot approve")
 
 // ApproveServerTools approves the tool definitions of a server with
-// pinTools as the connected edges report them (see approval).
+// pinTools as the connected edges report them (see approval): the edges of
+// every control plane sharing the store, so that an admin may approve
+// through any replica.
 func (s *Servers) ApproveServerTools(ctx context.Context, req *atraxv1.ApproveServerToolsRequest) (*atraxv1.ApproveServerToolsResponse, error) {
 	if req.GetName() == "" {
 		return nil, required("name")
 	}
+	// Read the reports before the registry's lock is taken: with a shared
+	// store that is a read from etcd.
+	var (
+		reports []fleet.Upstream
+		rerr    error
+	)
+	if s.Fleet != nil {
+		rctx, cancel := context.WithTimeout(ctx, listEdgesTimeout)
+		reports, rerr = s.Fleet.Upstreams(rctx, req.GetName())
+		cancel()
+	}
 	var names []string
 	srv, err := s.Registry.ApproveTools(ctx, req.GetName(), func(cur *atraxv1.Server) (map[string]string, error) {
-		var reports []fleet.Upstream
-		if s.Fleet != nil {
-			reports = s.Fleet.Upstreams(cur.GetName())
+		if rerr != nil {
+			// An approval from this replica's edges alone could miss
+			// a definition another replica's edges disagree on.
+			return nil, fmt.Errorf("%w: read the tool reports of the edges of the other control planes: %w", store.ErrUnavailable, rerr)
 		}
 		approved, err := approval(cur, reports, req.GetTools())
 		names = slices.Sorted(maps.Keys(approved))

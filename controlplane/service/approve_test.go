@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -221,5 +222,44 @@ func TestApprovedToolsReadOnly(t *testing.T) {
 	}
 	if diff := cmp.Diff(&atraxv1.Server{ApprovedTools: map[string]string{"search": "s2"}}, &atraxv1.Server{ApprovedTools: gh.GetApprovedTools()}, protocmp.Transform()); diff != "" {
 		t.Errorf("approvals after reopening (-want +got):\n%s", diff)
+	}
+}
+
+// TestApproveThroughAnyReplica: with a shared store, the reports of the
+// edges connected to other replicas count, so an admin may approve
+// through a replica that holds none of them; an approval is refused while
+// those reports cannot be read.
+func TestApproveThroughAnyReplica(t *testing.T) {
+	e := newApprovalEnv(t)
+	others := &edgeRecords{recs: []*atraxv1.EdgeStatus{{
+		EdgeId: "edge-b", Connected: true, Replica: "cp-2:4001",
+		Upstreams: []*atraxv1.UpstreamStatus{{
+			Name: "gh", State: "running", PendingTools: []string{"search"},
+			ToolPins: []*atraxv1.ToolPin{{Name: "search", Digest: "s2", Pending: true}, {Name: "read", Digest: "r1"}},
+		}},
+	}}}
+	e.fleet = fleet.New(fleet.Options{Replica: "cp-1:4001", Shared: others})
+	e.s.Fleet = e.fleet
+
+	if _, err := e.approve(t, "search"); err != nil {
+		t.Fatalf("approve through the replica without the edge: %v", err)
+	}
+	if diff := cmp.Diff(map[string]string{"search": "s2", "read": "r1"}, e.approved(t)); diff != "" {
+		t.Errorf("approved (-want +got):\n%s", diff)
+	}
+
+	// This replica's edge disagrees with the other replica's: refused.
+	others.recs[0].Upstreams[0].ToolPins = []*atraxv1.ToolPin{{Name: "delete", Digest: "d1", Pending: true}}
+	e.report("edge-a", map[string]string{"delete": "!d2"})
+	_, err := e.approve(t)
+	wantCode(t, err, codes.FailedPrecondition, `2 different definitions of tool "delete"`)
+
+	// The other replicas' reports cannot be read: refused, though this
+	// replica's edge reports the tool.
+	others.err = errors.New("etcd out of reach")
+	_, err = e.approve(t, "delete")
+	wantCode(t, err, codes.Unavailable, "try again")
+	if diff := cmp.Diff(map[string]string{"search": "s2", "read": "r1"}, e.approved(t)); diff != "" {
+		t.Errorf("approved after the refusals (-want +got):\n%s", diff)
 	}
 }

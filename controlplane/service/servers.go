@@ -14,7 +14,8 @@ type Servers struct {
 	Registry *registry.Registry
 	Audit    *Auditor
 	// Fleet is what the edges report: the definitions ApproveServerTools
-	// approves.
+	// approves; those of other control planes' edges too when it shares a
+	// store with them.
 	Fleet *fleet.Fleet
 	// Stopping is closed when the control plane shuts down; watch streams
 	// then end, so that a graceful stop need not wait for them.
