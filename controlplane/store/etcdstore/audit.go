@@ -70,27 +70,9 @@ func (s *Store) AppendAudit(ctx context.Context, events []*atraxv1.AuditEvent) e
 	records := make([]record, len(events))
 	now := time.Now()
 	for i, ev := range events {
-		if ev == nil {
-			return fmt.Errorf("audit event %d: nil", i)
-		}
-		ev = proto.CloneOf(ev)
-		if ev.Id == "" {
-			ev.Id = randomHex(16)
-		}
-		if ev.Time == nil {
-			ev.Time = timestamppb.New(now)
-		}
-		if err := ev.Time.CheckValid(); err != nil {
-			return fmt.Errorf("audit event %q: time: %w", ev.Id, err)
-		}
-		t := ev.Time.AsTime()
-		nanos := t.UnixNano()
-		if !time.Unix(0, nanos).Equal(t) {
-			return fmt.Errorf("audit event %q: time %v is out of range", ev.Id, t)
-		}
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+		nanos, v, err := encodeAudit(i, ev, now)
 		if err != nil {
-			return fmt.Errorf("encode audit event %q: %w", ev.Id, err)
+			return err
 		}
 		records[i] = record{nanos: nanos, value: v}
 	}
@@ -110,12 +92,46 @@ func (s *Store) AppendAudit(ctx context.Context, events []*atraxv1.AuditEvent) e
 				return err
 			}
 		}
-		seq := s.seq.Add(1)
-		k := s.auditPrefix() + auditTime(r.nanos) + "/" + fmt.Sprintf("%016x", seq) + s.instance
+		k := s.auditKey(r.nanos, s.seq.Add(1))
 		ops = append(ops, clientv3.OpPut(k, string(r.value)))
 		size += len(k) + len(r.value)
 	}
 	return flush()
+}
+
+// encodeAudit checks the i-th event of a batch and returns the Unix
+// nanoseconds of its time and its encoding, with a random ID and the time
+// now when it has none. ev is not modified.
+func encodeAudit(i int, ev *atraxv1.AuditEvent, now time.Time) (int64, []byte, error) {
+	if ev == nil {
+		return 0, nil, fmt.Errorf("audit event %d: nil", i)
+	}
+	ev = proto.CloneOf(ev)
+	if ev.Id == "" {
+		ev.Id = randomHex(16)
+	}
+	if ev.Time == nil {
+		ev.Time = timestamppb.New(now)
+	}
+	if err := ev.Time.CheckValid(); err != nil {
+		return 0, nil, fmt.Errorf("audit event %q: time: %w", ev.Id, err)
+	}
+	t := ev.Time.AsTime()
+	nanos := t.UnixNano()
+	if !time.Unix(0, nanos).Equal(t) {
+		return 0, nil, fmt.Errorf("audit event %q: time %v is out of range", ev.Id, t)
+	}
+	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		return 0, nil, fmt.Errorf("encode audit event %q: %w", ev.Id, err)
+	}
+	return nanos, v, nil
+}
+
+// auditKey is the key of an event at Unix nanoseconds nanos, appended
+// with sequence number seq by this process.
+func (s *Store) auditKey(nanos int64, seq uint64) string {
+	return s.auditPrefix() + auditTime(nanos) + "/" + fmt.Sprintf("%016x", seq) + s.instance
 }
 
 // commit runs ops in one transaction without touching the state revision.

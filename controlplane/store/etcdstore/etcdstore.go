@@ -6,7 +6,7 @@
 // Keys, under a prefix (DefaultPrefix; several deployments can share one
 // etcd with prefixes of their own):
 //
-//	PREFIX/schema                     schema version, decimal
+//	PREFIX/schema                     schema version, decimal ("importing ..." while Import runs)
 //	PREFIX/state/rev                  touched by every state write
 //	PREFIX/state/servers.rev          touched by every write of the servers
 //	PREFIX/state/server/NAME          proto (deterministic) of atraxv1.Server
@@ -141,6 +141,22 @@ var (
 // Open connects to etcd and checks (or, on a prefix never used, writes) the
 // schema version. It fails when no member answers within the timeout.
 func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.initialize(ctx)
+	if err != nil {
+		s.cancel()
+		s.cli.Close()
+		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(opts.Endpoints, ","), err)
+	}
+	s.log.Info("store opened", "etcd", strings.Join(opts.Endpoints, ","), "prefix", s.prefix, "schema", SchemaVersion, "revision", rev)
+	return s, nil
+}
+
+// connect returns a Store with its client, which has touched no key yet.
+func connect(ctx context.Context, opts Options) (*Store, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
 	}
@@ -171,13 +187,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.cli = cli
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	rev, err := s.initialize(ctx)
-	if err != nil {
-		s.cancel()
-		cli.Close()
-		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(opts.Endpoints, ","), err)
-	}
-	log.Info("store opened", "etcd", strings.Join(opts.Endpoints, ","), "prefix", s.prefix, "schema", SchemaVersion, "revision", rev)
 	return s, nil
 }
 
@@ -197,6 +206,9 @@ func (s *Store) initialize(ctx context.Context) (int64, error) {
 	}
 	if !resp.Succeeded {
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if strings.HasPrefix(string(kvs[0].Value), importingSchema) {
+			return 0, fmt.Errorf("prefix %s holds a copy of a store that `atrax store migrate` has not finished: wait for it to end; if it failed, delete the prefix (etcdctl del --prefix %s/) and migrate again", s.prefix, s.prefix)
+		}
 		schema, err := strconv.Atoi(string(kvs[0].Value))
 		switch {
 		case err != nil || schema < 1:
