@@ -28,22 +28,33 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 		}
 		return st, dataDir, nil
 	}
-	tlsConfig, err := tlsconf.Etcd(cfg, &tlsconf.Options{Logger: log})
+	opts, err := etcdOptions(cfg, log)
 	if err != nil {
 		return nil, "", err
 	}
-	st, err := etcdstore.Open(ctx, etcdstore.Options{
+	st, err := etcdstore.Open(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, "etcd " + e.Prefix, nil
+}
+
+// etcdOptions are the etcdstore options of store.etcd, which cfg must set,
+// its TLS files read.
+func etcdOptions(cfg *config.Config, log *slog.Logger) (etcdstore.Options, error) {
+	e := cfg.Store.Etcd
+	tlsConfig, err := tlsconf.Etcd(cfg, &tlsconf.Options{Logger: log})
+	if err != nil {
+		return etcdstore.Options{}, err
+	}
+	return etcdstore.Options{
 		Endpoints: e.Endpoints,
 		TLS:       tlsConfig,
 		Username:  e.Username,
 		Password:  e.Password,
 		Prefix:    e.Prefix,
 		Logger:    log,
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return st, "etcd " + e.Prefix, nil
+	}, nil
 }
 
 // shareStore starts, for a store several control planes share, the watch

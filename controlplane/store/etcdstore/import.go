@@ -21,7 +21,7 @@ import (
 const importingSchema = "importing"
 
 // ErrNotEmpty means Import found keys under its prefix.
-var ErrNotEmpty = errors.New("the prefix already holds keys")
+var ErrNotEmpty = errors.New("already holds data")
 
 // Imported counts what Import copied.
 type Imported struct {
@@ -100,7 +100,7 @@ func (im *importer) claim(ctx context.Context) error {
 	}
 	if !resp.Succeeded {
 		n := resp.Responses[0].GetResponseRange().GetCount()
-		return fmt.Errorf("prefix %s holds %d keys: %w", im.s.prefix, n, ErrNotEmpty)
+		return fmt.Errorf("prefix %s %w (%d keys)", im.s.prefix, ErrNotEmpty, n)
 	}
 	return nil
 }
