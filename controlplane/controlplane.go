@@ -59,6 +59,10 @@ type Options struct {
 	ServiceTokens []authn.StaticToken
 	// TLS, when set, makes the gRPC listener serve TLS.
 	TLS *tls.Config
+	// OAuthTLS, when set, is what the verifier reaches the OAuth
+	// authorization server with (auth.options.ca, see tlsconf.OAuth); nil
+	// trusts the system's roots.
+	OAuthTLS *tls.Config
 	// Version is reported by GetHealth and GetStatus.
 	Version string
 	Logger  *slog.Logger
@@ -210,7 +214,7 @@ func newPlane(ctx context.Context, opts Options, st store.Store, replica string,
 	// Replicas sharing a store list each other's edges.
 	shared, _ := st.(fleet.Shared)
 	p.fleet = fleet.New(fleet.Options{Replica: replica, Shared: shared, Logger: log})
-	p.verifier = authconf.NewVerifier(cfg.Auth, log.With("part", "oauth"), opts.ServiceTokens...)
+	p.verifier = authconf.NewVerifier(cfg.Auth, opts.OAuthTLS, log.With("part", "oauth"), opts.ServiceTokens...)
 	p.metrics = newPlaneMetrics(p)
 	p.counted = metrics.CountingVerifier{Verifier: p.verifier, Counts: p.metrics.verifications}
 

@@ -67,6 +67,10 @@ type Options struct {
 	ControlPlaneTLS *tls.Config
 	// TLS, when set, makes the public listener serve HTTPS.
 	TLS *tls.Config
+	// OAuthTLS, when set, is what the verifier reaches the OAuth
+	// authorization server with (auth.options.ca, see tlsconf.OAuth); nil
+	// trusts the system's roots.
+	OAuthTLS *tls.Config
 	// Version is reported by /health and in the Sync hello.
 	Version string
 	Logger  *slog.Logger
@@ -116,7 +120,7 @@ func Run(ctx context.Context, opts Options) error {
 		cfg:      cfg,
 		log:      log,
 		version:  opts.Version,
-		verifier: authconf.NewVerifier(cfg.Auth, log.With("part", "oauth"), opts.ServiceTokens...),
+		verifier: authconf.NewVerifier(cfg.Auth, opts.OAuthTLS, log.With("part", "oauth"), opts.ServiceTokens...),
 		id:       newEdgeID(),
 		refs:     map[string]*serverRef{},
 		reports:  make(chan struct{}, 1),

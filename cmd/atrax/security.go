@@ -7,13 +7,17 @@ import (
 )
 
 // withTLS fills in the TLS configs of the parts cmd runs from the config
-// (tls, controlPlane.tls, and what an edge trusts and presents when it
-// dials the control plane). Errors name the key at fault. The configs
-// follow renewals of their files and log them with the parts' loggers.
+// (tls, controlPlane.tls, what an edge trusts and presents when it dials
+// the control plane, and the CAs both trust for the OAuth authorization
+// server). Errors name the key at fault. The configs follow renewals of
+// their files and log them with the parts' loggers.
 func withTLS(cmd string, cp *controlplane.Options, e *edge.Options) error {
 	var err error
 	if cmd != "edge" {
 		if cp.TLS, err = tlsconf.ControlPlane(cp.Config, &tlsconf.Options{Logger: cp.Logger}); err != nil {
+			return err
+		}
+		if cp.OAuthTLS, err = tlsconf.OAuth(cp.Config); err != nil {
 			return err
 		}
 	}
@@ -23,6 +27,9 @@ func withTLS(cmd string, cp *controlplane.Options, e *edge.Options) error {
 			return err
 		}
 		if e.ControlPlaneTLS, err = tlsconf.EdgeClient(e.Config, cmd == "serve", eopts); err != nil {
+			return err
+		}
+		if e.OAuthTLS, err = tlsconf.OAuth(e.Config); err != nil {
 			return err
 		}
 	}

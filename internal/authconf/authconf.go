@@ -5,6 +5,7 @@
 package authconf
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"slices"
 
@@ -49,8 +50,9 @@ func VerifierOptions(a config.Auth, service ...authn.StaticToken) authn.Options 
 // NewVerifier returns the verifier for a config's auth section (see
 // VerifierOptions). With auth.type "oauth" it also makes the source that
 // fetches the authorization server's metadata and keys and introspects its
-// tokens; log gets what goes wrong there.
-func NewVerifier(a config.Auth, log *slog.Logger, service ...authn.StaticToken) *authn.Verifier {
+// tokens, over HTTPS with idpTLS (tlsconf.OAuth: auth.options.ca; nil
+// means the system's roots); log gets what goes wrong there.
+func NewVerifier(a config.Auth, idpTLS *tls.Config, log *slog.Logger, service ...authn.StaticToken) *authn.Verifier {
 	opts := VerifierOptions(a, service...)
 	o := a.OAuth
 	if o == nil || opts.OAuth == nil {
@@ -60,6 +62,7 @@ func NewVerifier(a config.Auth, log *slog.Logger, service ...authn.StaticToken) 
 	so := oauth.Options{
 		Issuer:      o.Issuer,
 		JWKSRefresh: o.JWKSRefresh,
+		TLS:         idpTLS,
 		// v is set before any token is verified, so before any key is
 		// fetched.
 		OnKeysRemoved: func(kids []string) { v.ForgetOAuthKeys(kids) },

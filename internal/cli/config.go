@@ -19,9 +19,9 @@ Every problem is reported at once, one per line, with its key path. The
 environment is read as atrax serve would read it: an unset ${VAR} is an
 error unless it has a default or its server is disabled. The TLS files the
 config names (tls, controlPlane.tls, controlPlane.ca, controlPlane.clientCert
-and clientKey) are read and checked as atrax serve reads them: each must be
-readable PEM, each key must belong to its certificate, and each certificate
-must be valid now.`,
+and clientKey, auth.options.ca) are read and checked as atrax serve reads
+them: each must be readable PEM, each key must belong to its certificate,
+and each certificate must be valid now.`,
 	setup: func(e *env, fs *flag.FlagSet) func(context.Context, []string) error {
 		path := fs.String("f", "", "the config `FILE` (JSON with comments)")
 		return func(context.Context, []string) error {
@@ -81,6 +81,11 @@ func checkTLS(cfg *config.Config) (checked []string, err error) {
 		if cp.ClientCert != "" {
 			checked = append(checked, "controlPlane.clientCert")
 		}
+	}
+	if c, err := tlsconf.OAuth(cfg); err != nil {
+		errs = append(errs, err)
+	} else if c != nil {
+		checked = append(checked, tlsconf.KeyOAuthCA)
 	}
 	return checked, errors.Join(errs...)
 }

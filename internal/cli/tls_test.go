@@ -206,4 +206,20 @@ func TestCLIConfigValidateTLS(t *testing.T) {
 	path = write(`"controlPlane": {"tls": {"cert": "cp.pem", "key": "cp-key.pem", "clientCA": "ca.pem"}}`)
 	run(t, nil, false, "config", "validate", "-f", path).
 		want(t, 0, "TLS files read and checked: controlPlane.tls", "note: atrax serve would refuse this config (atrax controlplane would not): controlPlane.clientCert: required")
+
+	// The CAs trusted for the OAuth authorization server.
+	oauth := func(ca string) string {
+		path := filepath.Join(p.dir, "atrax.json")
+		body := `{"auth": {"type": "oauth", "options": {"issuer": "https://idp.example.com", "audience": "https://mcp.example.com/mcp",
+			"claims": {"scopePrefix": "atrax:"}, "token": "t", "ca": "` + ca + `"}}}`
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	run(t, nil, false, "config", "validate", "-f", oauth("ca.pem")).want(t, 0, "auth oauth", "TLS files read and checked: auth.options.ca")
+	path = oauth("notpem.txt")
+	run(t, nil, false, "config", "validate", "-f", path).want(t, cli.ExitError, path+":\n", "auth.options.ca: "+p.path("notpem.txt")+": no PEM certificate found")
+	path = oauth("missing.pem")
+	run(t, nil, false, "config", "validate", "-f", path).want(t, cli.ExitError, "auth.options.ca: cannot read the certificates: ", "no such file")
 }

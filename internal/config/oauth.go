@@ -42,6 +42,13 @@ type OAuth struct {
 	// ScopesSupported are the scopes the metadata document lists
 	// (options.scopesSupported); nil means the scopes of Claims.Scopes.
 	ScopesSupported []string
+	// CA is a PEM file of the CA certificates trusted for the
+	// authorization server's HTTPS (options.ca): discovery, keys and
+	// introspection. Empty means the system's roots; when set, it replaces
+	// them, as controlPlane.ca does. A relative path is taken beside the
+	// config file (Config.File). The file is read at start, by
+	// internal/tlsconf, not here.
+	CA string
 }
 
 // OAuthClaims is options.claims: which claims of an access token say who
@@ -95,7 +102,7 @@ type oauthState struct {
 }
 
 // oauthKeys are the keys of auth.options that only auth.type "oauth" has.
-var oauthKeys = map[string]bool{"jwksRefresh": true, "claims": true, "introspection": true, "scopesSupported": true}
+var oauthKeys = map[string]bool{"jwksRefresh": true, "claims": true, "introspection": true, "scopesSupported": true, "ca": true}
 
 // oauthOption decodes one member of auth.options that belongs to OAuth
 // (issuer and audience in oauth mode, and the oauth-only keys), reporting
@@ -117,6 +124,8 @@ func (d *decoder) oauthOption(m member, o *oauthState) bool {
 		}
 	case "introspection":
 		o.Introspection = d.introspection(m.path, m.val)
+	case "ca":
+		o.CA, _ = d.nonEmpty(m.path, m.val)
 	case "scopesSupported":
 		o.ScopesSupported, _ = d.strings(m.path, m.val, true, func(p, s string) bool {
 			if s == "" || strings.ContainsAny(s, " \t\"\\") {

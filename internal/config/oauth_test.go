@@ -31,11 +31,12 @@ func TestParseOAuth(t *testing.T) {
       },
       "introspection": {"clientId": "atrax", "clientSecret": "${SECRET}", "cacheTtl": "30s"},
       "scopesSupported": ["mcp:tools", "mcp:admin"],
+      "ca": "${PKI}/idp-ca.pem",
       "tokens": [{"name": "ci", "token": "${CI_TOKEN}", "servers": ["github"]}],
     },
   },
 }`
-	c, err := config.Parse([]byte(in), config.Options{LookupEnv: env(map[string]string{"SECRET": "s", "CI_TOKEN": "ci-token"})})
+	c, err := config.Parse([]byte(in), config.Options{LookupEnv: env(map[string]string{"SECRET": "s", "CI_TOKEN": "ci-token", "PKI": "/etc/pki"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +58,7 @@ func TestParseOAuth(t *testing.T) {
 		},
 		Introspection:   &config.Introspection{ClientID: "atrax", ClientSecret: "s", CacheTTL: 30 * time.Second},
 		ScopesSupported: []string{"mcp:tools", "mcp:admin"},
+		CA:              "/etc/pki/idp-ca.pem",
 	}
 	if diff := cmp.Diff(want, c.Auth.OAuth); diff != "" {
 		t.Errorf("OAuth mismatch (-want +got):\n%s", diff)
@@ -163,7 +165,17 @@ func TestParseOAuthErrors(t *testing.T) {
 			`auth.options.scopesSupported[0]: must be a scope: not empty, without spaces, quotes or backslashes`,
 			`auth.options.scopesSupported[1]: must be a scope: not empty, without spaces, quotes or backslashes`,
 		}},
-		{"oauth keys in token mode", `{"auth": {"type": "token", "options": {"token": "t", "claims": {}, "jwksRefresh": "1m", "introspection": {}, "scopesSupported": []}}}`, []string{
+		{"empty ca", oauth(base + `"claims": {"scopePrefix": "a:"}, "ca": ""`), []string{
+			`auth.options.ca: must not be empty`,
+		}},
+		{"ca not a string", oauth(base + `"claims": {"scopePrefix": "a:"}, "ca": ["a.pem", "b.pem"]`), []string{
+			`auth.options.ca: must be a string, not an array`,
+		}},
+		{"ca unset variable", oauth(base + `"claims": {"scopePrefix": "a:"}, "ca": "${IDP_CA}"`), []string{
+			`auth.options.ca: variable IDP_CA is not set`,
+		}},
+		{"oauth keys in token mode", `{"auth": {"type": "token", "options": {"token": "t", "claims": {}, "jwksRefresh": "1m", "introspection": {}, "scopesSupported": [], "ca": "ca.pem"}}}`, []string{
+			`auth.options.ca: only with auth.type "oauth"`,
 			`auth.options.claims: only with auth.type "oauth"`,
 			`auth.options.introspection: only with auth.type "oauth"`,
 			`auth.options.jwksRefresh: only with auth.type "oauth"`,

@@ -13,6 +13,7 @@ package oauth
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,11 @@ type Options struct {
 	// Client makes the requests; when nil, a client with a DefaultTimeout
 	// that follows redirects to https (or loopback) URLs only.
 	Client *http.Client
+	// TLS, when set, is the TLS config of that default client's
+	// connections, such as the CAs it trusts (auth.options.ca, see
+	// tlsconf.OAuth); nil means Go's defaults, the system's roots. Unused
+	// when Client is set.
+	TLS *tls.Config
 	// OnKeysRemoved, when set, is told the ids of keys the server no
 	// longer publishes (authn.Verifier.ForgetOAuthKeys).
 	OnKeysRemoved func(kids []string)
@@ -108,8 +114,16 @@ func New(opts Options) *Source {
 	}
 	s := &Source{opts: opts, client: opts.Client, log: opts.Logger, now: opts.Now}
 	if s.client == nil {
+		var transport http.RoundTripper // nil: http.DefaultTransport
+		if opts.TLS != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			// A copy: the transport adds its protocols to the one it has.
+			t.TLSClientConfig = opts.TLS.Clone()
+			transport = t
+		}
 		s.client = &http.Client{
-			Timeout: DefaultTimeout,
+			Transport: transport,
+			Timeout:   DefaultTimeout,
 			// Keys and tokens are fetched from and sent to https (or
 			// loopback) only, redirected or not.
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {

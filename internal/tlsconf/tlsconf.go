@@ -1,8 +1,9 @@
 // Package tlsconf turns the TLS keys of the config (the edge's "tls", the
-// control plane's "controlPlane.tls", and what an edge presents and
-// trusts when it dials the control plane) into *tls.Config values. It
-// reads the PEM files the keys name and checks them, and every error names
-// the key at fault and the file, never a key's content.
+// control plane's "controlPlane.tls", what an edge presents and trusts
+// when it dials the control plane, and the CAs trusted for the OAuth
+// authorization server) into *tls.Config values. It reads the PEM files
+// the keys name and checks them, and every error names the key at fault
+// and the file, never a key's content.
 //
 // The configs serve their certificates, keys and client CAs from the
 // files rather than from copies taken at start: a renewal that replaces

@@ -3,15 +3,18 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/atrax-mcp/atrax/internal/tlsconf/tlstest"
 	"github.com/atrax-mcp/atrax/test/e2e/idp"
 )
 
@@ -365,4 +368,50 @@ func strSlice(v any) []string {
 		out = append(out, fmt.Sprint(e))
 	}
 	return out
+}
+
+// TestOAuthPrivateCA runs atrax serve in front of a provider whose HTTPS
+// certificate a private CA issued, trusted through auth.options.ca (a path
+// beside the config file): the edge and the control plane both discover
+// the provider and fetch its keys over that HTTPS, and accept its tokens.
+func TestOAuthPrivateCA(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t, "Example Corp Internal CA")
+	pair := ca.Server(t, "127.0.0.1")
+	cert, err := tls.X509KeyPair(pair.Cert, pair.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := idp.Start(t, idp.Options{Cert: &cert})
+	if !strings.HasPrefix(provider.Issuer, "https://") {
+		t.Fatalf("the provider serves %s, want https", provider.Issuer)
+	}
+	dir := t.TempDir()
+	tlstest.WriteFile(t, filepath.Join(dir, "idp-ca.pem"), ca.PEM)
+	const audience = "https://mcp.example.com/mcp"
+	g := startAtraxIn(t, dir, "serve", fmt.Sprintf(`{
+  "auth": {"type": "oauth", "options": {
+    "issuer": %q,
+    "audience": %q,
+    "ca": "idp-ca.pem",
+    "claims": {"scopes": {"mcp:tools": ["server:*", "tool:*"], "mcp:admin": ["admin"]}},
+  }},
+}`, provider.Issuer, audience), nil)
+	mint := func(scope string) string {
+		now := time.Now()
+		tok, err := provider.Mint(map[string]any{
+			"iss": provider.Issuer, "sub": "alice", "aud": []string{audience}, "scope": scope,
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// The edge's verifier.
+	if r := mcpPost(t, g.HTTP+"/mcp", mcpInitialize, "Authorization", "Bearer "+mint("mcp:tools")); r.Status != http.StatusOK {
+		t.Errorf("POST /mcp: %d, want 200; challenge %s", r.Status, r.Header.Get("WWW-Authenticate"))
+	}
+	// The control plane's, through REST.
+	mustStatus(t, http.StatusOK, "GET", g.HTTP+"/servers", mint("mcp:admin"), "")
 }

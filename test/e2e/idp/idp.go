@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,11 +64,15 @@ type Options struct {
 	Clients []Client
 	// TokenTTL is the lifetime of access tokens (5 minutes when 0).
 	TokenTTL time.Duration
+	// Cert, when set, makes the provider serve HTTPS with this
+	// certificate (one for 127.0.0.1), as a provider behind a private CA.
+	Cert *tls.Certificate
 }
 
 // Provider is a running OpenID provider.
 type Provider struct {
-	// Issuer is the provider's issuer URL, http://127.0.0.1:PORT.
+	// Issuer is the provider's issuer URL, http://127.0.0.1:PORT (https
+	// with Options.Cert).
 	Issuer string
 
 	srv     *httptest.Server
@@ -92,7 +97,11 @@ func Start(t testing.TB, opts Options) *Provider {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{Issuer: "http://" + lis.Addr().String(), key: key}
+	scheme := "http"
+	if opts.Cert != nil {
+		scheme = "https"
+	}
+	p := &Provider{Issuer: scheme + "://" + lis.Addr().String(), key: key}
 	p.storage = &storage{
 		user:     opts.User,
 		ttl:      opts.TokenTTL,
@@ -128,7 +137,12 @@ func Start(t testing.TB, opts Options) *Provider {
 	p.srv = httptest.NewUnstartedServer(mux)
 	p.srv.Listener.Close()
 	p.srv.Listener = lis
-	p.srv.Start()
+	if opts.Cert != nil {
+		p.srv.TLS = &tls.Config{Certificates: []tls.Certificate{*opts.Cert}}
+		p.srv.StartTLS()
+	} else {
+		p.srv.Start()
+	}
 	t.Cleanup(p.srv.Close)
 	return p
 }
@@ -155,7 +169,7 @@ func (p *Provider) ClientCredentials(ctx context.Context, id, secret, scope, res
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.srv.Client().Do(req) // trusts Options.Cert
 	if err != nil {
 		return "", err
 	}
