@@ -5,6 +5,7 @@
 //	atrax edge -f CONFIG           an edge alone (the public port)
 //	atrax servers|token|status|audit ...   manage a running control plane
 //	atrax init, atrax config validate -f CONFIG
+//	atrax store migrate --from-data-dir DIR -f CONFIG   one machine's store into etcd
 //	atrax connect URL              stdio MCP relayed to a remote endpoint
 //	atrax version
 //
@@ -57,12 +58,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	f, ok := stderr.(*os.File)
 	return cli.Run(ctx, args, cli.Options{
-		Stdin:       stdin,
-		Stdout:      stdout,
-		Stderr:      stderr,
-		Interactive: ok && isTerminal(f),
-		Version:     version,
+		Stdin:        stdin,
+		Stdout:       stdout,
+		Stderr:       stderr,
+		Interactive:  ok && isTerminal(f),
+		Version:      version,
+		MigrateStore: migrateStore,
 	})
+}
+
+// migrateStore runs atrax store migrate: the CLI may not import the
+// control plane, so main hands it the function.
+func migrateStore(ctx context.Context, fromDataDir string, cfg *config.Config) (cli.StoreCopy, error) {
+	m, err := controlplane.MigrateStore(ctx, controlplane.MigrateOptions{FromDataDir: fromDataDir, Config: cfg})
+	if err != nil {
+		return cli.StoreCopy{}, err
+	}
+	return cli.StoreCopy{
+		From: m.From, To: m.To,
+		Servers: m.Servers, SigningKeys: m.SigningKeys, SealKeys: m.SealKeys,
+		Revocations: m.Revocations, AuditEvents: m.AuditEvents,
+	}, nil
 }
 
 // exitCode reports a server command's error and returns its exit code.

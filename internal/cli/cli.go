@@ -1,9 +1,10 @@
 // Package cli is the part of the atrax command line that is not a server:
 // the commands that manage a running control plane over its gRPC API
 // (servers, token, status, audit), the ones that write and check config
-// files (init, config validate), and connect, the stdio relay to a remote
-// MCP endpoint. cmd/atrax hands Run the arguments and exits with what it
-// returns:
+// files (init, config validate), store migrate (which runs the function
+// cmd/atrax gives it: the CLI sees the control plane through its API only),
+// and connect, the stdio relay to a remote MCP endpoint. cmd/atrax hands
+// Run the arguments and exits with what it returns:
 //
 //	os.Exit(cli.Run(ctx, os.Args[1:], cli.Options{Version: version}))
 //
@@ -44,6 +45,9 @@ type Options struct {
 	Interactive bool
 	// Version is the binary's version.
 	Version string
+	// MigrateStore runs `atrax store migrate`; nil: the command fails,
+	// saying this binary cannot.
+	MigrateStore MigrateStore
 }
 
 // env is one run of the CLI.
@@ -53,6 +57,7 @@ type env struct {
 	lookupEnv      func(string) (string, bool)
 	interactive    bool
 	version        string
+	migrateStore   MigrateStore
 }
 
 func (e *env) getenv(key string) string {
@@ -79,6 +84,7 @@ func commands() []*command {
 		tokenIssue, tokenRevoke,
 		statusCmd, auditCmd,
 		initCmd, configValidate,
+		storeMigrate,
 		connectCmd,
 		versionCmd,
 	}
@@ -89,6 +95,7 @@ var groups = map[string]string{
 	"servers": "manage the MCP servers behind Atrax",
 	"token":   "issue and revoke tokens",
 	"config":  "check config files",
+	"store":   "move the control plane's state",
 }
 
 const usageHead = `atrax — one MCP endpoint in front of many MCP servers
@@ -128,6 +135,7 @@ var usageSections = []struct {
 }{
 	{"Manage a running gateway", []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "servers approve", "status", "audit", "token issue", "token revoke"}},
 	{"Files", []string{"init", "config validate"}},
+	{"Move to a fleet", []string{"store migrate"}},
 	{"Clients", []string{"connect"}},
 	{"", []string{"version"}},
 }
@@ -166,12 +174,13 @@ func Usage() string {
 // returns the exit code.
 func Run(ctx context.Context, args []string, opts Options) int {
 	e := &env{
-		stdin:       opts.Stdin,
-		stdout:      opts.Stdout,
-		stderr:      opts.Stderr,
-		lookupEnv:   opts.LookupEnv,
-		interactive: opts.Interactive,
-		version:     opts.Version,
+		stdin:        opts.Stdin,
+		stdout:       opts.Stdout,
+		stderr:       opts.Stderr,
+		lookupEnv:    opts.LookupEnv,
+		interactive:  opts.Interactive,
+		version:      opts.Version,
+		migrateStore: opts.MigrateStore,
 	}
 	if e.stdin == nil {
 		e.stdin = os.Stdin

@@ -68,7 +68,7 @@ func (r result) want(t *testing.T, code int, contains ...string) {
 func TestCLIUsage(t *testing.T) {
 	r := run(t, nil, false, "help")
 	r.want(t, 0, "serve -f CONFIG", "servers add NAME", "token issue", "status", "audit", "init", "config validate", "connect URL")
-	for _, name := range []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "servers approve", "token issue", "token revoke", "status", "audit", "init", "config validate", "connect", "version"} {
+	for _, name := range []string{"servers list", "servers get", "servers add", "servers remove", "servers start", "servers stop", "servers restart", "servers approve", "token issue", "token revoke", "status", "audit", "init", "config validate", "store migrate", "connect", "version"} {
 		args := append(strings.Fields(name), "-h")
 		r := run(t, nil, false, args...)
 		r.want(t, 0, "Usage: atrax "+name)
@@ -106,6 +106,9 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"token", "issue", "--client", "agent"}, []string{"needs --secret (or ATRAX_CLIENT_SECRET)"}},
 		{[]string{"audit", "--since", "yesterday"}, []string{`--since "yesterday"`, "want a duration"}},
 		{[]string{"config", "validate"}, []string{"-f CONFIG is required"}},
+		{[]string{"store", "migrate", "-f", "fleet.json"}, []string{"--from-data-dir DIR is required", "dataDir"}},
+		{[]string{"store", "migrate", "--from-data-dir", "/var/lib/atrax"}, []string{"-f CONFIG is required", "store.etcd"}},
+		{[]string{"store"}, []string{`"store" needs a subcommand: migrate`}},
 		{[]string{"connect"}, []string{"missing URL"}},
 		{[]string{"connect", "localhost:4000/mcp"}, []string{"want an absolute http:// or https:// URL"}},
 		{[]string{"connect", "http://127.0.0.1:1/mcp", "--transport", "grpc"}, []string{`--transport "grpc"`}},
