@@ -3,14 +3,11 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/atrax-mcp/atrax/controlplane"
@@ -32,25 +29,13 @@ func TestScheduledKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
+	authed := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
 	run := func(now time.Time) (keys func() []*atraxv1.Jwk, audit func() []*atraxv1.AuditEvent, stop func()) {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- controlplane.Run(ctx, controlplane.Options{Config: cfg, Listener: lis, Now: func() time.Time { return now }})
-		}()
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		authed := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+		r := startPlane(t, controlplane.Options{Config: cfg, Now: func() time.Time { return now }})
 		keys = func() []*atraxv1.Jwk {
 			rctx, rcancel := context.WithTimeout(authed, 10*time.Second)
 			defer rcancel()
-			resp, err := atraxv1.NewAuthServiceClient(conn).ListSigningKeys(rctx, &atraxv1.ListSigningKeysRequest{}, grpc.WaitForReady(true))
+			resp, err := atraxv1.NewAuthServiceClient(r.conn).ListSigningKeys(rctx, &atraxv1.ListSigningKeysRequest{})
 			if err != nil {
 				t.Fatalf("ListSigningKeys: %v", err)
 			}
@@ -59,20 +44,13 @@ func TestScheduledKeyRotation(t *testing.T) {
 		audit = func() []*atraxv1.AuditEvent {
 			rctx, rcancel := context.WithTimeout(authed, 10*time.Second)
 			defer rcancel()
-			resp, err := atraxv1.NewAuditServiceClient(conn).ListAuditEvents(rctx, &atraxv1.ListAuditEventsRequest{Action: "key.rotate"}, grpc.WaitForReady(true))
+			resp, err := atraxv1.NewAuditServiceClient(r.conn).ListAuditEvents(rctx, &atraxv1.ListAuditEventsRequest{Action: "key.rotate"})
 			if err != nil {
 				t.Fatalf("ListAuditEvents: %v", err)
 			}
 			return resp.GetEvents()
 		}
-		stop = func() {
-			conn.Close()
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("controlplane.Run: %v", err)
-			}
-		}
-		return keys, audit, stop
+		return keys, audit, r.stop
 	}
 
 	keys, audit, stop := run(start)

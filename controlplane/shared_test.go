@@ -42,6 +42,7 @@ func (l *logBuffer) has(msg string) bool {
 
 // replica is a control plane run by the test.
 type replica struct {
+	addr string // its gRPC address
 	conn *grpc.ClientConn
 	log  *logBuffer
 	stop func()
@@ -49,20 +50,26 @@ type replica struct {
 
 func startReplica(t *testing.T, cfg *config.Config) *replica {
 	t.Helper()
+	return startPlane(t, controlplane.Options{Config: cfg})
+}
+
+// startPlane runs a control plane with opts on 127.0.0.1 until the test
+// ends (or stop); its listener, logger and Ready are the test's.
+func startPlane(t *testing.T, opts controlplane.Options) *replica {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{log: &logBuffer{}}
+	r := &replica{addr: lis.Addr().String(), log: &logBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	opts.Listener = lis
+	opts.Logger = slog.New(slog.NewJSONHandler(r.log, nil))
+	opts.Ready = func(net.Addr) { close(ready) }
 	go func() {
-		done <- controlplane.Run(ctx, controlplane.Options{
-			Config: cfg, Listener: lis,
-			Logger: slog.New(slog.NewJSONHandler(r.log, nil)),
-			Ready:  func(net.Addr) { close(ready) },
-		})
+		done <- controlplane.Run(ctx, opts)
 	}()
 	select {
 	case <-ready:

@@ -3,7 +3,6 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -35,22 +34,8 @@ func TestRPCSpans(t *testing.T) {
 	callerExp := tracetest.NewInMemoryExporter()
 	callerTP := sdktrace.NewTracerProvider(sdktrace.WithSyncer(callerExp))
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- controlplane.Run(ctx, controlplane.Options{Config: cfg, Listener: lis, TracerProvider: cpTP})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controlplane.Run: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	r := startPlane(t, controlplane.Options{Config: cfg, TracerProvider: cpTP})
+	conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(tracing.GRPCClient(callerTP)))
 	if err != nil {
 		t.Fatal(err)
