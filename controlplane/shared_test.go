@@ -1,7 +1,6 @@
 package controlplane_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,24 +19,14 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore/etcdtest"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 )
 
 // logBuffer collects a control plane's log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (l *logBuffer) has(msg string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.b.String(), fmt.Sprintf(`"msg":%q`, msg))
+	return strings.Contains(l.String(), fmt.Sprintf(`"msg":%q`, msg))
 }
 
 // replica is a control plane run by the test.

@@ -1,7 +1,6 @@
 package authconf_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/atrax-mcp/atrax/internal/authconf"
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 	"github.com/atrax-mcp/atrax/internal/tlsconf"
 	"github.com/atrax-mcp/atrax/internal/tlsconf/tlstest"
 )
@@ -100,24 +99,6 @@ func (p *privateIdP) token(t *testing.T) string {
 	return s
 }
 
-// lockedBuffer collects log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPrivateCA checks auth.options.ca from the config file to the
 // verifier: an authorization server whose certificate a private CA issued
 // is refused on the system's roots, with the certificate problem in the
@@ -150,7 +131,7 @@ func TestPrivateCA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var logs lockedBuffer
+		var logs syncbuf.Buffer
 		v := authconf.NewVerifier(cfg.Auth, idpTLS, slog.New(slog.NewTextHandler(&logs, nil)))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

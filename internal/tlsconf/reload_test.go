@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 	"github.com/atrax-mcp/atrax/internal/tlsconf"
 	"github.com/atrax-mcp/atrax/internal/tlsconf/tlstest"
 )
@@ -35,23 +35,12 @@ func (c *clock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
 func (c *clock) Advance() { c.ns.Add(int64(time.Second)) }
 
 // logs records what the configs log.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logs struct{ syncbuf.Buffer }
 
 // lines returns the lines logged that contain s.
 func (l *logs) lines(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []string
-	for line := range strings.Lines(l.buf.String()) {
+	for line := range strings.Lines(l.String()) {
 		if strings.Contains(line, s) {
 			out = append(out, line)
 		}

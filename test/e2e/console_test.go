@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 )
 
 // The web console in a real browser: Debian's Chromium, headless, driven
@@ -156,7 +158,7 @@ func TestConsole(t *testing.T) {
 	runCtx, runCancel := context.WithTimeout(ctx, consoleTimeout)
 	defer runCancel()
 	cmd := pe.Command(runCtx, filepath.Join("clients", "console_drive.mjs"), string(plan))
-	var stderr lockedLines
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -217,22 +219,4 @@ func TestConsole(t *testing.T) {
 			t.Errorf("screenshot %s: %v", shot, err)
 		}
 	}
-}
-
-// lockedLines collects a process's stderr.
-type lockedLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 )
 
 // ConformanceTimeout bounds one conformance run when ctx has no deadline.
@@ -227,7 +229,7 @@ func (p *Peers) Conformance(ctx context.Context, url, requirements, outDir strin
 
 	res := &ConformanceResult{URL: url, Requirements: requirements, Dir: runDir}
 	cmd := p.Command(ctx, "conformance", "server", "--url", url, "--requirements", requirements, "-o", runDir)
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	runErr := cmd.Run()
@@ -322,7 +324,7 @@ process.stdout.write(JSON.stringify(yaml.parse(require("fs").readFileSync(proces
 	cmd := exec.CommandContext(ctx, p.Node, "-e", js, filepath.Join(pkg, "package.json"), file)
 	cmd.Dir = p.Dir
 	setProcessGroup(cmd)
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	data, err := cmd.Output()
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 )
 
 // StartTimeout bounds the wait for a started server to accept connections.
@@ -80,7 +82,7 @@ type Server struct {
 	Addr string
 
 	cmd      *exec.Cmd
-	out      *lockedBuffer
+	out      *syncbuf.Buffer
 	done     chan struct{}
 	stopOnce sync.Once
 }
@@ -195,7 +197,7 @@ func startHTTP(ctx context.Context, path string, newCmd func(addr string) *exec.
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{URL: "http://" + addr + path, Addr: addr, out: &lockedBuffer{}, done: make(chan struct{})}
+		s := &Server{URL: "http://" + addr + path, Addr: addr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 		s.cmd = newCmd(addr)
 		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 		if err := s.cmd.Start(); err != nil {
