@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atrax-mcp/atrax/internal/syncbuf"
 	"github.com/atrax-mcp/atrax/test/e2e/peers"
 )
 
@@ -57,8 +58,8 @@ func startStdioClient(t *testing.T, pe *peers.Peers, name string, wantFatal bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	var errb strings.Builder
-	cmd.Stderr = &lockedWriter{w: &errb}
+	var errb syncbuf.Buffer
+	cmd.Stderr = &errb
 	c := &stdioClient{t: t, name: name, cmd: cmd, in: in, events: make(chan map[string]any, 256), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -105,18 +106,6 @@ func startStdioClient(t *testing.T, pe *peers.Peers, name string, wantFatal bool
 		t.Fatalf("%s: did not connect: %v", name, first)
 	}
 	return c, first
-}
-
-// lockedWriter makes a writer safe for the concurrent writes of exec.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // Logs returns the relay's stderr lines so far.
