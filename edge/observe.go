@@ -404,6 +404,12 @@ func (o *observer) auditToolCall(ctx context.Context, s *session.Session, req *j
 			ev.Error = truncate(e.Message, maxAuditError)
 		}
 	}
+	if out != outcomeOK {
+		// How it failed, as the metrics' outcome label says: the tool
+		// (tool_error), the gateway or server (error), the client
+		// (cancelled) or time (timeout).
+		ev.Details["reason"] = out.String()
+	}
 	if o.auditArgs {
 		if args, ok := jsonrpc.TopField(req.Params, "arguments"); ok {
 			ev.Details["arguments"] = string(args)

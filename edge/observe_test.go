@@ -678,6 +678,11 @@ func TestAuditToolCalls(t *testing.T) {
 			if events[2].GetError() == "" {
 				t.Errorf("the failed call records no error: %v", events[2])
 			}
+			for i, reason := range []string{"", "tool_error", "error"} {
+				if got := events[i].GetDetails()["reason"]; got != reason {
+					t.Errorf("event %d (%s): reason %q, want %q", i, events[i].GetTool(), got, reason)
+				}
+			}
 			time.Sleep(100 * time.Millisecond)
 			if n := len(g.cp.Audit()); n != 3 {
 				t.Errorf("%d audit events, want 3 (tools/list is not audited)", n)
