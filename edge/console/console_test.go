@@ -139,7 +139,12 @@ func TestPagesRender(t *testing.T) {
 		{"/ui/add-server", "serverform", []string{`<h1>Add a server</h1>`, `id="f-url"`, `Add server`}},
 		{"/ui/tokens", "tokens", []string{`id="issue-form"`, `id="revoke-form"`}},
 		{"/ui/audit?actor=client%3Aagent&outcome=error", "audit", []string{`value="client:agent"`, `value="error" selected`}},
-		{"/ui/try?tool=memory__read_graph", "try", []string{`data-initial="memory__read_graph"`, `id="try-call"`}},
+		{"/ui/try?tool=memory__read_graph", "try", []string{`<title>Try a tool · Atrax</title>`, `data-initial="memory__read_graph"`, `id="try-call"`, `id="try-audit"`, `id="result-h"`, `aria-current="page">Call a tool`}},
+		{"/ui/try?kind=nonsense", "try", []string{`<h1>Try a tool</h1>`, `id="try-form"`, `data-initial=""`}},
+		{"/ui/try?prompt=memory__hello", "try", []string{`<title>Get a prompt · Atrax</title>`, `id="prompt-form"`, `id="prompt-pick" name="prompt" data-initial="memory__hello"`, `id="prompt-args"`, `id="prompt-get"`, `role="status"`, `<h2 id="result-h" tabindex="-1">Messages</h2>`, `aria-current="page">Get a prompt`}},
+		{"/ui/try?kind=prompt", "try", []string{`<h1>Get a prompt</h1>`, `data-initial=""`}},
+		{"/ui/try?resource=memory%3A%2F%2Fgraph", "try", []string{`<title>Read a resource · Atrax</title>`, `id="resource-form"`, `data-initial="memory://graph"`, `id="resource-uri" name="resource" value="memory://graph"`, `id="resource-template"`, `id="resource-read"`, `<h2 id="result-h" tabindex="-1">Contents</h2>`, `aria-current="page">Read a resource`}},
+		{"/ui/try?template=memory%3A%2F%2Fentity%2F%7Bname%7D", "try", []string{`<h1>Read a resource</h1>`, `id="resource-template" name="template" data-initial="memory://entity/{name}"`, `value=""`}},
 	}
 	scriptTag := regexp.MustCompile(`<script[^>]*>`)
 	for _, p := range pages {
@@ -159,6 +164,15 @@ func TestPagesRender(t *testing.T) {
 			for _, s := range append(p.has, `data-page="`+p.page+`"`, `data-version="v9.9.9"`, `<html lang="en">`, `href="#main"`) {
 				if !strings.Contains(body, s) {
 					t.Errorf("the page lacks %s", s)
+				}
+			}
+			if ids := regexp.MustCompile(`\bid="([^"]+)"`).FindAllStringSubmatch(body, -1); len(ids) > 0 {
+				seen := map[string]bool{}
+				for _, m := range ids {
+					if seen[m[1]] {
+						t.Errorf("id %q is used twice", m[1])
+					}
+					seen[m[1]] = true
 				}
 			}
 			tags := scriptTag.FindAllString(body, -1)
@@ -202,6 +216,41 @@ func TestPagesEscape(t *testing.T) {
 	}
 	if !strings.Contains(w.Body.String(), `value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`) {
 		t.Errorf("the actor filter is not shown escaped:\n%s", w.Body)
+	}
+	w = do(t, h, "GET", `/ui/try?resource=%22%3E%3Cscript%3Ealert(1)%3C/script%3E`, "")
+	if strings.Contains(w.Body.String(), "<script>alert") {
+		t.Fatal("a resource URI reached the page as markup")
+	}
+	if !strings.Contains(w.Body.String(), `value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`) {
+		t.Errorf("the resource URI is not shown escaped:\n%s", w.Body)
+	}
+}
+
+// The try page shows one form: the kind the URL asks for.
+func TestTryKinds(t *testing.T) {
+	h := newConsole(t, nil)
+	forms := []string{`id="try-form"`, `id="prompt-form"`, `id="resource-form"`}
+	for target, want := range map[string]string{
+		"/ui/try":                        forms[0],
+		"/ui/try?tool=":                  forms[0],
+		"/ui/try?kind=tool":              forms[0],
+		"/ui/try?kind=PROMPT":            forms[0],
+		"/ui/try?kind=prompt":            forms[1],
+		"/ui/try?prompt=":                forms[1],
+		"/ui/try?prompt=x&kind=resource": forms[1],
+		"/ui/try?kind=resource":          forms[2],
+		"/ui/try?resource=x":             forms[2],
+		"/ui/try?template=x":             forms[2],
+	} {
+		body := do(t, h, "GET", target, "").Body.String()
+		for _, f := range forms {
+			if got := strings.Contains(body, f); got != (f == want) {
+				t.Errorf("GET %s: has %s: %v, want %v", target, f, got, f == want)
+			}
+		}
+		if !strings.Contains(body, `<a href="/ui/try" aria-current="page">Try</a>`) {
+			t.Errorf("GET %s: the main navigation does not mark Try current", target)
+		}
 	}
 }
 

@@ -28,8 +28,9 @@ type view struct {
 	Server string
 	// Edit is set on the form that changes an existing server.
 	Edit bool
-	// Query holds the filters (audit) and the tool (try) of the URL, so
-	// that the forms show them before any script runs.
+	// Query holds the filters (audit) and what to try (try: kind, tool,
+	// prompt, resource, template) of the URL, so that the forms show them
+	// before any script runs.
 	Query map[string]string
 	// Message is a notice for the page (the sign-in page without script).
 	Message string
@@ -84,7 +85,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /ui/add-server", c.page("serverform", "Add a server", "add"))
 	m.HandleFunc("GET /ui/tokens", c.page("tokens", "Tokens", "tokens"))
 	m.HandleFunc("GET /ui/audit", c.withQuery("audit", "Audit log", "audit", "actor", "action", "server", "tool", "outcome"))
-	m.HandleFunc("GET /ui/try", c.withQuery("try", "Try a tool", "try", "tool"))
+	m.HandleFunc("GET /ui/try", c.tryPage)
 	m.HandleFunc("GET /ui/static/{file}", c.static)
 	m.Handle("GET /ui/api/session", c.authed(c.session))
 	m.Handle("GET /ui/api/owners", c.authed(c.owners))
@@ -109,6 +110,35 @@ func (c *Console) withQuery(name, title, nav string, keys ...string) http.Handle
 		}
 		c.render(w, http.StatusOK, view{Page: name, Title: title, Nav: nav, Query: q})
 	}
+}
+
+// tryKinds are what the try page tries, each with its title: a tool
+// (?tool=NAME), a prompt (?prompt=NAME) or a resource (?resource=URI, or
+// ?template=URI-TEMPLATE to start from a resource template). ?kind= asks
+// for a kind's empty form.
+var tryKinds = map[string]string{"tool": "Try a tool", "prompt": "Get a prompt", "resource": "Read a resource"}
+
+// tryPage serves the try page in the kind its query asks for; a kind it
+// does not know is a tool.
+func (c *Console) tryPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	kind := q.Get("kind")
+	switch {
+	case q.Has("tool"):
+		kind = "tool"
+	case q.Has("prompt"):
+		kind = "prompt"
+	case q.Has("resource"), q.Has("template"):
+		kind = "resource"
+	}
+	if _, ok := tryKinds[kind]; !ok {
+		kind = "tool"
+	}
+	v := view{Page: "try", Title: tryKinds[kind], Nav: "try", Query: map[string]string{"kind": kind}}
+	for _, k := range []string{"tool", "prompt", "resource", "template"} {
+		v.Query[k] = q.Get(k)
+	}
+	c.render(w, http.StatusOK, v)
 }
 
 // serverPage serves a server's page and the form that edits it.

@@ -106,10 +106,11 @@ type consoleStep struct {
 // TestConsole drives the web console as an operator would, in headless
 // Chromium: sign in, see a server come up, add a server through the form
 // and see its tools, edit and restart it, issue a token and revoke it (the
-// next call with it is refused), try a tool and read its audit entry, and
-// sign in as a client without the admin scope (then with a JWT) to see the
-// admin actions disabled and explained. Every page is checked with
-// axe-core and by keyboard, and photographed into
+// next call with it is refused), try a tool and read its audit entry, get
+// a prompt and read resources (listed, from a template, a blob, one no
+// server has), and sign in as a client without the admin scope (then with
+// a JWT) to see the admin actions disabled and explained. Every page is
+// checked with axe-core and by keyboard, and photographed into
 // test/e2e/artifacts/console/.
 //
 // It is not parallel: a browser is the heaviest thing these tests run,
@@ -153,6 +154,13 @@ func TestConsole(t *testing.T) {
 		"server":      "everything",
 		"echoTool":    "everything__echo",
 		"remote":      map[string]string{"name": "remote", "url": remote.URL},
+		// What server-everything offers: a prompt with a required
+		// argument, a listed document, a text template and a blob one, and
+		// what each answers.
+		"prompt": map[string]string{"name": "everything__args-prompt", "argument": "city", "value": "Lisbon", "want": "What's weather in Lisbon?"},
+		"resource": map[string]string{"uri": mcpStaticDoc, "want": "Server Instructions",
+			"template": mcpDynamicText, "variable": "{resourceId}", "value": "42", "templateWant": "Resource 42:",
+			"blob": "demo://resource/dynamic/blob/7", "missing": "demo://nobody/has/this"},
 	})
 
 	runCtx, runCancel := context.WithTimeout(ctx, consoleTimeout)

@@ -195,7 +195,8 @@
   }
 
   // mcp sends one stateless MCP request to /mcp and returns its answer:
-  // {status, result, error, requestId, raw}.
+  // {status, result, error, requestId, raw}, and jsonrpc when the answer
+  // was a JSON-RPC response (an error without it is the HTTP answer's).
   let rpcID = 0;
   async function mcp(method, params = {}, extraHeaders = {}) {
     const p = {...params, _meta: {
@@ -241,6 +242,7 @@
       let m;
       try { m = JSON.parse(f); } catch { continue; }
       if (m && m.id === id) {
+        out.jsonrpc = true;
         out.result = m.result;
         out.error = m.error;
         out.raw = pretty(m);
@@ -684,11 +686,15 @@
       inner.push(el('p', {}, el('a', {href: '/ui/try?tool=' + encodeURIComponent(it.name), text: 'Try ' + it.name})));
     } else if (kind === 'prompts') {
       inner.push(el('p', {}, el('strong', {text: 'Arguments'})), el('pre', {class: 'code', text: pretty(it.arguments || [])}));
+      inner.push(el('p', {}, el('a', {href: '/ui/try?prompt=' + encodeURIComponent(it.name), text: 'Get ' + it.name})));
     } else {
       const facts = [];
       if (it.name) facts.push(el('dt', {text: 'Name'}), el('dd', {text: it.name}));
       if (it.mimeType) facts.push(el('dt', {text: 'Type'}), el('dd', {text: it.mimeType}));
       inner.push(el('dl', {class: 'facts'}, ...facts));
+      inner.push(el('p', {}, kind === 'resources'
+        ? el('a', {href: '/ui/try?resource=' + encodeURIComponent(it.uri), text: 'Read ' + it.uri})
+        : el('a', {href: '/ui/try?template=' + encodeURIComponent(it.uriTemplate), text: 'Read from ' + it.uriTemplate})));
     }
     return el('details', {'data-item': title},
       el('summary', {}, el('span', {class: 'name', text: title}), desc ? el('span', {class: 'desc', text: ' — ' + desc}) : ''),
@@ -1050,95 +1056,168 @@
       el('td', {}, details));
   }
 
-  // ---------------------------------------------------------------- try a tool
+  // ---------------------------------------------------------------- try
 
+  // The try page calls a tool, gets a prompt or reads a resource as a
+  // stateless client does, with the session's token; its form says which.
   async function tryPage() {
-    const sel = $('#try-tool');
-    const initial = sel.dataset.initial || '';
-    const [{items: tools, error}, own] = await Promise.all([listAll('tools'), owners()]);
-    const byName = new Map(tools.map((t) => [t.name, t]));
-    if (!tools.length) {
-      sel.replaceChildren(el('option', {value: '', text: error ? 'No tools: ' + error.message : 'No tools that your token may call'}));
-      sel.disabled = true;
-      $('#try-call').disabled = true;
-      return;
-    }
-    const groups = new Map();
-    for (const t of tools) {
-      const server = own.tools[t.name] || 'other';
-      if (!groups.has(server)) groups.set(server, []);
-      groups.get(server).push(t);
-    }
-    sel.replaceChildren(el('option', {value: '', text: 'Choose a tool'}),
-      ...Array.from(groups.entries()).map(([server, ts]) => el('optgroup', {label: server},
-        ...ts.map((t) => el('option', {value: t.name, text: t.name})))));
-    if (initial && byName.has(initial)) sel.value = initial;
-
-    let fields = [];
-    const pick = () => {
-      const t = byName.get(sel.value);
-      const desc = $('#try-tool-desc');
-      desc.textContent = t ? (t.description || 'No description.') : '';
-      show($('#try-schema-wrap'), !!t);
-      setText($('#try-schema'), t ? pretty(t.inputSchema || {}) : '');
-      fields = t ? argsForm(t.inputSchema || {}) : [];
-      if (!t) $('#args-form').replaceChildren(el('p', {class: 'muted', text: 'Pick a tool.'}));
-      $('#args-json').value = '{}';
-    };
-    sel.addEventListener('change', pick);
-    pick();
-
-    const modeJSON = $('#mode-json');
-    const syncMode = () => {
-      const json = modeJSON.checked;
-      if (json) {
-        const {args} = readArgs(fields, false);
-        $('#args-json').value = pretty(args);
-      } else {
-        try { fillArgs(fields, JSON.parse($('#args-json').value || '{}')); } catch { /* keep the form */ }
-      }
-      show($('#args-form'), !json);
-      show($('#args-json-wrap'), json);
-    };
-    $('#mode-form').addEventListener('change', syncMode);
-    modeJSON.addEventListener('change', syncMode);
-
-    $('#try-form').addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      const t = byName.get(sel.value);
-      if (!t) { sel.focus(); return; }
-      let args;
-      const jsonBox = $('#args-json');
-      fieldError(jsonBox, $('#args-json-error'), '');
-      if (modeJSON.checked) {
-        try {
-          args = JSON.parse(jsonBox.value || '{}');
-          if (!args || typeof args !== 'object' || Array.isArray(args)) throw new Error('not an object');
-        } catch (err) {
-          return fieldError(jsonBox, $('#args-json-error'), 'Arguments must be a JSON object: ' + err.message + '.', true);
-        }
-      } else {
-        const read = readArgs(fields, true);
-        if (!read.ok) return;
-        args = read.args;
-      }
-      await callTool(t, args);
-    });
+    const form = $('form[data-kind]');
+    const run = form && {tool: tryTool, prompt: tryPrompt, resource: tryResource}[form.dataset.kind];
+    if (run) await run();
   }
 
-  // argsForm builds the inputs of a tool's input schema and returns them.
-  function argsForm(schema) {
-    const box = $('#args-form');
+  // CLIP bounds the text shown of one content, RAW_CLIP that of the
+  // JSON-RPC answer: a large resource whole would make the page crawl.
+  const CLIP = 64 * 1024;
+  const RAW_CLIP = 256 * 1024;
+
+  // groupOptions fills a select with a placeholder and the items, grouped
+  // by the server that serves them (ownerOf maps an item's id to it): the
+  // merged MCP lists do not say.
+  function groupOptions(sel, items, ownerOf, idKey, label, placeholder) {
+    const groups = new Map();
+    for (const it of items) {
+      const server = ownerOf[it[idKey]] || 'other';
+      if (!groups.has(server)) groups.set(server, []);
+      groups.get(server).push(it);
+    }
+    sel.replaceChildren(el('option', {value: '', text: placeholder}),
+      ...Array.from(groups.entries()).map(([server, its]) => el('optgroup', {label: server},
+        ...its.map((it) => el('option', {value: it[idKey], text: label(it)})))));
+  }
+
+  // pickList lists kind (a key of LISTS) through /mcp and offers it in
+  // sel, grouped by server, selecting the select's data-initial when it is
+  // listed. ownP is the promise of owners(). It returns the items by id; a
+  // list with nothing in it leaves sel disabled, saying why.
+  async function pickList(sel, kind, ownP, noun, label = (it) => it[LISTS[kind].id]) {
+    const idKey = LISTS[kind].id;
+    const [{items, error}, own] = await Promise.all([listAll(kind), ownP]);
+    const byId = new Map(items.map((it) => [it[idKey], it]));
+    if (!items.length) {
+      sel.replaceChildren(el('option', {value: '', text: error ? 'No ' + noun + 's: ' + error.message : 'No ' + noun + 's that your token may use'}));
+      sel.disabled = true;
+      return byId;
+    }
+    groupOptions(sel, items, own[kind] || {}, idKey, label, 'Choose a ' + noun);
+    const initial = sel.dataset.initial || '';
+    if (initial && byId.has(initial)) sel.value = initial;
+    return byId;
+  }
+
+  // failure says how a request to /mcp failed: the JSON-RPC error's code
+  // and message with the HTTP status, or the HTTP answer that was no
+  // JSON-RPC at all.
+  function failure(r) {
+    const e = r.error || {};
+    if (!r.status) return e.message;
+    if (!r.jsonrpc) return 'HTTP ' + r.status + ': ' + e.message;
+    return 'JSON-RPC error ' + e.code + ': ' + e.message + ' (HTTP ' + r.status + ')';
+  }
+
+  // startResult shows the result section with the raw answer (clipped)
+  // and returns the nodes a result is written in.
+  function startResult(r) {
+    show($('#try-result'));
+    let raw = r.raw || '';
+    if (raw.length > RAW_CLIP) raw = raw.slice(0, RAW_CLIP) + '\n… clipped: the first ' + num(RAW_CLIP) + ' of ' + num(raw.length) + ' characters are shown.';
+    $('#result-raw').textContent = raw;
+    return {meta: $('#result-meta'), content: $('#result-content')};
+  }
+
+  // showFailure writes a failed request in the result section and on the
+  // form's status line.
+  function showFailure(r, ms) {
+    const {meta, content} = startResult(r);
+    const text = failure(r);
+    meta.replaceChildren(el('span', {class: 'result-error', text}), ' (' + ms + ' ms)');
+    content.replaceChildren(r.error && r.error.data !== undefined ? el('pre', {class: 'code', text: pretty(r.error.data)}) : '');
+    status($('#try-status'), 'Failed: ' + text, false);
+  }
+
+  function requestLine(r) {
+    return r.requestId ? el('span', {class: 'sub'}, 'Request id ', el('code', {id: 'result-request', text: r.requestId})) : '';
+  }
+
+  function num(n) { return n.toLocaleString('en'); }
+
+  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+
+  // base64Bytes is the size of what a base64 text encodes.
+  function base64Bytes(s) {
+    s = String(s || '').replace(/\s+/g, '');
+    const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+    return Math.max(0, Math.floor(s.length * 3 / 4) - pad);
+  }
+
+  function fmtBytes(n) {
+    if (n < 1024) return plural(n, 'byte');
+    const units = ['KiB', 'MiB', 'GiB'];
+    let v = n / 1024;
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return (v < 10 ? Math.round(v * 10) / 10 : Math.round(v)) + ' ' + units[i];
+  }
+
+  // binary describes base64 content: its type and size.
+  function binary(mimeType, data) {
+    return (mimeType || 'of no stated type') + ', ' + fmtBytes(base64Bytes(data));
+  }
+
+  // textBlock shows a text, clipped to CLIP characters with a note.
+  function textBlock(text) {
+    const s = String(text);
+    if (s.length <= CLIP) return el('pre', {class: 'code result-text', text: s});
+    return el('div', {},
+      el('p', {class: 'hint clip-note', text: 'Clipped: the first ' + num(CLIP) + ' of ' + num(s.length) + ' characters are shown.'}),
+      el('pre', {class: 'code result-text', text: s.slice(0, CLIP) + '\n…'}));
+  }
+
+  // contentItem shows one content block of a tool result or a prompt
+  // message: text as text, the rest described.
+  function contentItem(c) {
+    switch (c && c.type) {
+      case 'text':
+        return textBlock(c.text);
+      case 'image':
+        return el('p', {class: 'muted', text: 'An image (' + binary(c.mimeType, c.data) + '): not shown here.'});
+      case 'audio':
+        return el('p', {class: 'muted', text: 'An audio clip (' + binary(c.mimeType, c.data) + '): not played here.'});
+      case 'resource':
+        return resourceContents(c.resource || {});
+      case 'resource_link':
+        return el('p', {}, 'Link to resource ', el('code', {text: c.uri || ''}), c.name ? ' (' + c.name + ')' : '');
+      default:
+        return el('pre', {class: 'code', text: pretty(c)});
+    }
+  }
+
+  // resourceContents shows one of a resource's contents (of
+  // resources/read, or embedded in a result): its URI and type, its text,
+  // or its blob described.
+  function resourceContents(rc) {
+    const head = el('p', {}, 'Resource ', el('code', {text: rc.uri || '(no URI)'}), rc.mimeType ? ' (' + rc.mimeType + ')' : '');
+    let inner;
+    if (typeof rc.text === 'string') inner = textBlock(rc.text);
+    else if (typeof rc.blob === 'string') inner = el('p', {class: 'muted', text: 'A blob (' + binary(rc.mimeType, rc.blob) + '): not shown here.'});
+    else inner = el('p', {class: 'muted', text: 'Neither text nor a blob.'});
+    return el('div', {class: 'contents-item', 'data-uri': rc.uri || ''}, head, inner);
+  }
+
+  // argsForm builds, in box, an input for each property of a JSON schema
+  // (a tool's input schema, or a prompt's arguments as one) and returns
+  // them. prefix names their ids; none is said when there are none.
+  function argsForm(box, schema, {prefix, none}) {
     const props = schema.properties || {};
     const required = new Set(schema.required || []);
     const names = Object.keys(props);
     if (!names.length) {
-      box.replaceChildren(el('p', {class: 'muted', text: 'This tool takes no arguments.'}));
+      box.replaceChildren(el('p', {class: 'muted', text: none}));
       return [];
     }
     const fields = names.map((name, i) => {
       const p = props[name] || {};
-      const id = 'arg-' + i;
+      const id = prefix + '-' + i;
       const types = [].concat(p.type || []);
       const kind = p.enum ? 'enum' : types.includes('boolean') ? 'boolean' : types.includes('integer') ? 'integer'
         : types.includes('number') ? 'number' : types.includes('string') ? 'string' : 'json';
@@ -1169,7 +1248,7 @@
     return fields;
   }
 
-  // readArgs reads the generated form; with check, it marks what it cannot
+  // readArgs reads a generated form; with check, it marks what it cannot
   // read and focuses the first such field.
   function readArgs(fields, check) {
     const args = {};
@@ -1207,21 +1286,84 @@
     }
   }
 
+  // ---------------------------------------------------------------- try: a tool
+
+  async function tryTool() {
+    const sel = $('#try-tool');
+    const byName = await pickList(sel, 'tools', owners(), 'tool');
+    if (!byName.size) {
+      $('#try-call').disabled = true;
+      return;
+    }
+
+    let fields = [];
+    const pick = () => {
+      const t = byName.get(sel.value);
+      const desc = $('#try-tool-desc');
+      desc.textContent = t ? (t.description || 'No description.') : '';
+      show($('#try-schema-wrap'), !!t);
+      setText($('#try-schema'), t ? pretty(t.inputSchema || {}) : '');
+      fields = t ? argsForm($('#args-form'), t.inputSchema || {}, {prefix: 'arg', none: 'This tool takes no arguments.'}) : [];
+      if (!t) $('#args-form').replaceChildren(el('p', {class: 'muted', text: 'Pick a tool.'}));
+      $('#args-json').value = '{}';
+    };
+    sel.addEventListener('change', pick);
+    pick();
+
+    const modeJSON = $('#mode-json');
+    const syncMode = () => {
+      const json = modeJSON.checked;
+      if (json) {
+        const {args} = readArgs(fields, false);
+        $('#args-json').value = pretty(args);
+      } else {
+        try { fillArgs(fields, JSON.parse($('#args-json').value || '{}')); } catch { /* keep the form */ }
+      }
+      show($('#args-form'), !json);
+      show($('#args-json-wrap'), json);
+    };
+    $('#mode-form').addEventListener('change', syncMode);
+    modeJSON.addEventListener('change', syncMode);
+
+    $('#try-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const t = byName.get(sel.value);
+      if (!t) {
+        status($('#try-status'), 'Choose a tool first.', false);
+        sel.focus();
+        return;
+      }
+      let args;
+      const jsonBox = $('#args-json');
+      fieldError(jsonBox, $('#args-json-error'), '');
+      if (modeJSON.checked) {
+        try {
+          args = JSON.parse(jsonBox.value || '{}');
+          if (!args || typeof args !== 'object' || Array.isArray(args)) throw new Error('not an object');
+        } catch (err) {
+          return fieldError(jsonBox, $('#args-json-error'), 'Arguments must be a JSON object: ' + err.message + '.', true);
+        }
+      } else {
+        const read = readArgs(fields, true);
+        if (!read.ok) return;
+        args = read.args;
+      }
+      await callTool(t, args);
+    });
+  }
+
   async function callTool(tool, args) {
     const btn = $('#try-call');
     btn.disabled = true;
+    status($('#try-status'), 'Calling ' + tool.name + '…');
     const t0 = performance.now();
     const r = await mcp('tools/call', {name: tool.name, arguments: args}, paramHeaders(tool, args));
     const ms = Math.round(performance.now() - t0);
     btn.disabled = false;
-    const meta = $('#result-meta');
-    const content = $('#result-content');
-    show($('#try-result'));
-    $('#result-raw').textContent = r.raw || '';
     if (r.error) {
-      meta.replaceChildren(el('span', {class: 'result-error', text: 'Error ' + r.error.code + ': ' + r.error.message}), ' (' + ms + ' ms)');
-      content.replaceChildren(r.error.data !== undefined ? el('pre', {class: 'code', text: pretty(r.error.data)}) : '');
+      showFailure(r, ms);
     } else {
+      const {meta, content} = startResult(r);
       const res = r.result || {};
       meta.replaceChildren(
         res.isError ? el('span', {class: 'result-error', text: 'The tool returned an error result. '}) : el('span', {class: 'status-ok', text: 'The tool answered. '}),
@@ -1234,26 +1376,10 @@
       if (res.structuredContent !== undefined) parts.push(el('p', {}, el('strong', {text: 'Structured content'})), el('pre', {class: 'code', text: pretty(res.structuredContent)}));
       if (!parts.length) parts.push(el('p', {class: 'muted', text: 'The result has no content.'}));
       content.replaceChildren(...parts);
+      status($('#try-status'), (res.isError ? 'The tool returned an error result' : 'The tool answered') + ' in ' + ms + ' ms.', !res.isError);
     }
     $('#result-h').focus();
     findAudit(tool.name, r.requestId);
-  }
-
-  function contentItem(c) {
-    switch (c.type) {
-      case 'text':
-        return el('pre', {class: 'code result-text', text: c.text});
-      case 'image':
-      case 'audio':
-        return el('p', {class: 'muted', text: c.type + ' (' + (c.mimeType || 'unknown type') + ', ' + Math.round((c.data || '').length * 3 / 4) + ' bytes): not shown here.'});
-      case 'resource':
-        return el('div', {}, el('p', {}, 'Resource ', el('code', {text: (c.resource || {}).uri || ''})),
-          (c.resource || {}).text !== undefined ? el('pre', {class: 'code', text: c.resource.text}) : '');
-      case 'resource_link':
-        return el('p', {}, 'Link to resource ', el('code', {text: c.uri || ''}), c.name ? ' (' + c.name + ')' : '');
-      default:
-        return el('pre', {class: 'code', text: pretty(c)});
-    }
   }
 
   // findAudit shows the call's audit event: the edge sends it to the
@@ -1288,6 +1414,187 @@
       await new Promise((res) => setTimeout(res, 500));
     }
     status(st, 'Not in the audit log yet: the edge sends tool calls to the control plane over its Sync stream. Look again in a moment.', false);
+  }
+
+  // ---------------------------------------------------------------- try: a prompt
+
+  // promptSchema is a prompt's arguments as a JSON schema of strings, for
+  // argsForm: prompt arguments are strings.
+  function promptSchema(p) {
+    const args = (p.arguments || []).filter((a) => a && typeof a.name === 'string' && a.name);
+    return {
+      properties: Object.fromEntries(args.map((a) => [a.name, {type: 'string', description: a.description || a.title}])),
+      required: args.filter((a) => a.required).map((a) => a.name),
+    };
+  }
+
+  async function tryPrompt() {
+    const sel = $('#prompt-pick');
+    const byName = await pickList(sel, 'prompts', owners(), 'prompt');
+    if (!byName.size) {
+      $('#prompt-get').disabled = true;
+      return;
+    }
+    let fields = [];
+    const pick = () => {
+      const p = byName.get(sel.value);
+      setText($('#prompt-pick-desc'), p ? (p.description || p.title || 'No description.') : '');
+      const box = $('#prompt-args');
+      if (!p) {
+        fields = [];
+        box.replaceChildren(el('p', {class: 'muted', text: 'Pick a prompt.'}));
+        return;
+      }
+      fields = argsForm(box, promptSchema(p), {prefix: 'parg', none: 'This prompt takes no arguments.'});
+    };
+    sel.addEventListener('change', pick);
+    pick();
+
+    $('#prompt-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const p = byName.get(sel.value);
+      if (!p) {
+        status($('#try-status'), 'Choose a prompt first.', false);
+        sel.focus();
+        return;
+      }
+      const read = readArgs(fields, true);
+      if (!read.ok) {
+        status($('#try-status'), 'Not sent: fill in the required arguments.', false);
+        return;
+      }
+      await getPrompt(p, read.args);
+    });
+  }
+
+  async function getPrompt(prompt, args) {
+    const btn = $('#prompt-get');
+    btn.disabled = true;
+    status($('#try-status'), 'Getting ' + prompt.name + '…');
+    const t0 = performance.now();
+    const r = await mcp('prompts/get', {name: prompt.name, arguments: args});
+    const ms = Math.round(performance.now() - t0);
+    btn.disabled = false;
+    if (r.error) {
+      showFailure(r, ms);
+    } else {
+      const {meta, content} = startResult(r);
+      const res = r.result || {};
+      const messages = Array.isArray(res.messages) ? res.messages : [];
+      meta.replaceChildren(el('span', {class: 'status-ok', text: 'The prompt answered. '}),
+        prompt.name + ': ' + plural(messages.length, 'message') + ' in ' + ms + ' ms.', requestLine(r));
+      const parts = [];
+      if (res.description) parts.push(el('p', {class: 'muted', text: res.description}));
+      if (messages.length) {
+        parts.push(el('ol', {class: 'messages'}, ...messages.map((m) => el('li', {class: 'message', 'data-role': m.role || ''},
+          el('p', {class: 'role', text: m.role || '(no role)'}),
+          ...[].concat(m.content || []).map(contentItem)))));
+      } else {
+        parts.push(el('p', {class: 'muted', text: 'The prompt has no messages.'}));
+      }
+      content.replaceChildren(...parts);
+      status($('#try-status'), 'Got ' + prompt.name + ': ' + plural(messages.length, 'message') + ' in ' + ms + ' ms.');
+    }
+    $('#result-h').focus();
+  }
+
+  // ---------------------------------------------------------------- try: a resource
+
+  // templateVariable finds the first {variable} of a URI template.
+  function templateVariable(s) {
+    return /\{[^{}]*\}/.exec(s);
+  }
+
+  async function tryResource() {
+    const sel = $('#resource-pick');
+    const tsel = $('#resource-template');
+    const uri = $('#resource-uri');
+    const uriErr = $('#resource-uri-error');
+    const ownP = owners();
+    const [byURI, byTemplate] = await Promise.all([
+      pickList(sel, 'resources', ownP, 'resource', (r) => (r.name && r.name !== r.uri ? r.name + ' — ' : '') + r.uri),
+      pickList(tsel, 'resourceTemplates', ownP, 'resource template', (t) => t.uriTemplate),
+    ]);
+    show($('#resource-template-field'), byTemplate.size > 0);
+
+    const describe = () => {
+      const r = byURI.get(sel.value);
+      setText($('#resource-pick-desc'), r ? [r.description || r.title, r.mimeType].filter(Boolean).join(' · ') || 'No description.' : '');
+      const t = byTemplate.get(tsel.value);
+      $('#resource-template-desc').replaceChildren(...(t ? [t.description ? t.description + ' ' : '',
+        'Replace each ', el('code', {text: '{variable}'}), ' of ', el('code', {text: t.uriTemplate}), ' in the URI below with a value.'] : []));
+    };
+    sel.addEventListener('change', () => {
+      if (sel.value) {
+        uri.value = sel.value;
+        tsel.value = '';
+        fieldError(uri, uriErr, '');
+      }
+      describe();
+    });
+    tsel.addEventListener('change', () => {
+      const t = byTemplate.get(tsel.value);
+      if (t) {
+        uri.value = t.uriTemplate;
+        sel.value = '';
+        fieldError(uri, uriErr, '');
+      }
+      describe();
+    });
+    uri.addEventListener('input', () => {
+      if (sel.value && uri.value !== sel.value) {
+        sel.value = '';
+        describe();
+      }
+    });
+    // Coming to the URI of a template, the first variable is selected:
+    // typing replaces it.
+    uri.addEventListener('focus', () => {
+      const m = tsel.value && templateVariable(uri.value);
+      if (m) setTimeout(() => uri.setSelectionRange(m.index, m.index + m[0].length), 0);
+    });
+    // A template of the URL (?template=) starts the URI, unless the URL
+    // gave one.
+    if (tsel.value && !uri.value) uri.value = tsel.value;
+    if (uri.value && byURI.has(uri.value)) sel.value = uri.value;
+    describe();
+
+    $('#resource-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const u = uri.value.trim();
+      fieldError(uri, uriErr, '');
+      if (!u) {
+        status($('#try-status'), 'Not sent: a URI is needed.', false);
+        return fieldError(uri, uriErr, 'Enter the URI to read, or pick a resource.', true);
+      }
+      const left = tsel.value && templateVariable(u);
+      if (left) {
+        status($('#try-status'), 'Not sent: the URI still holds a template variable.', false);
+        return fieldError(uri, uriErr, 'Replace ' + left[0] + ' with a value: the URI still holds the template\'s variable.', true);
+      }
+      await readResource(u);
+    });
+  }
+
+  async function readResource(u) {
+    const btn = $('#resource-read');
+    btn.disabled = true;
+    status($('#try-status'), 'Reading ' + u + '…');
+    const t0 = performance.now();
+    const r = await mcp('resources/read', {uri: u});
+    const ms = Math.round(performance.now() - t0);
+    btn.disabled = false;
+    if (r.error) {
+      showFailure(r, ms);
+    } else {
+      const {meta, content} = startResult(r);
+      const contents = Array.isArray((r.result || {}).contents) ? r.result.contents : [];
+      meta.replaceChildren(el('span', {class: 'status-ok', text: 'The server answered. '}),
+        u + ': ' + plural(contents.length, 'part') + ' in ' + ms + ' ms.', requestLine(r));
+      content.replaceChildren(...(contents.length ? contents.map(resourceContents) : [el('p', {class: 'muted', text: 'The resource has no contents.'})]));
+      status($('#try-status'), 'Read ' + u + ': ' + plural(contents.length, 'part') + ' in ' + ms + ' ms.');
+    }
+    $('#result-h').focus();
   }
 
   // ---------------------------------------------------------------- boot

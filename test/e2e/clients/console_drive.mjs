@@ -2,8 +2,9 @@
 // with playwright-core, as an operator would: sign in, watch a server come
 // up, add a server through the form (its validation errors first), see its
 // tools, edit it, restart it, issue a token and revoke it (and see the next call
-// with it refused), try a tool and read its audit entry, and look at the
-// console as a token without the admin scope. On every page it runs
+// with it refused), try a tool and read its audit entry, get a prompt and
+// read resources, and look at the console as a token without the admin
+// scope. On every page it runs
 // axe-core (WCAG 2 A and AA rules, colour contrast included), checks that
 // the keyboard reaches the controls with a visible focus, that no request
 // leaves the gateway's origin and that the Content-Security-Policy refused
@@ -22,6 +23,12 @@
 //     "artifacts": "/abs/dir",              // screenshots go here
 //     "server": "everything",               // a server of the config file
 //     "echoTool": "everything__echo",
+//     "prompt": {"name": "everything__args-prompt", "argument": "city",   // a required argument
+//                "value": "Lisbon", "want": "What's weather in Lisbon?"}, // its value, the message
+//     "resource": {"uri": "demo://…", "want": "…",       // a listed resource, text in it
+//                  "template": "demo://…/{resourceId}", "variable": "{resourceId}",
+//                  "value": "42", "templateWant": "Resource 42:", // a template, filled in
+//                  "blob": "demo://…", "missing": "demo://…"},    // a blob, a URI no server has
 //     "remote": {"name": "remote", "url": "http://127.0.0.1:PORT/mcp"}
 //   }
 //
@@ -209,7 +216,7 @@ try {
   await waitText(`${row} td[data-col="tools"]`, /[1-9]/);
   await waitText('#edges-body', /connected/);
   await a11y('the overview');
-  const stops = await keyboard('the overview', ['Overview', 'Add a server', 'Tokens', 'Audit log', 'Try a tool', 'Sign out', plan.server]);
+  const stops = await keyboard('the overview', ['Overview', 'Add a server', 'Tokens', 'Audit log', 'Try', 'Sign out', plan.server]);
   // The skip link takes the focus to the main content.
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.locator('a.skip').focus();
@@ -361,6 +368,100 @@ try {
   await page.locator('#args-json').fill('{"message": "as JSON"}');
   await page.locator('#try-call').click();
   await waitText('#result-content', /as JSON/);
+  pass();
+
+  // Get a prompt, from its server's page: a required argument left empty
+  // first, then given.
+  step = 'get a prompt';
+  const pr = plan.prompt;
+  await page.goto(base + '/ui/servers/' + plan.server);
+  const promptItem = page.locator(`#prompts-list details[data-item="${pr.name}"]`);
+  await promptItem.waitFor();
+  await page.locator(`#resources-list details[data-item="${plan.resource.uri}"] a[href="/ui/try?resource=${encodeURIComponent(plan.resource.uri)}"]`).waitFor({state: 'attached'});
+  await promptItem.locator('summary').click();
+  await promptItem.locator('a', {hasText: 'Get ' + pr.name}).click();
+  await page.waitForURL(base + '/ui/try?prompt=' + encodeURIComponent(pr.name));
+  await waitText('nav[aria-label="What to try"] [aria-current="page"]', /Get a prompt/);
+  await page.locator(`#prompt-pick option[value="${pr.name}"]`).waitFor({state: 'attached'});
+  if (await page.locator('#prompt-pick').inputValue() !== pr.name) fail('the prompt of the URL is not selected');
+  const argInput = page.locator(`#prompt-args [name="${pr.argument}"]`);
+  await argInput.waitFor();
+  const argId = await argInput.getAttribute('id');
+  await waitText(`label[for="${argId}"]`, /\(required\)/);
+  if (await argInput.getAttribute('aria-required') !== 'true') fail('the required argument is not marked aria-required');
+  await page.locator('#prompt-get').focus();
+  await page.keyboard.press('Enter');
+  await waitText(`#${argId}-error`, new RegExp(pr.argument + ' is required'));
+  if (await argInput.getAttribute('aria-invalid') !== 'true') fail('the missing argument is not marked aria-invalid');
+  if (await page.evaluate(() => document.activeElement && document.activeElement.id) !== argId) fail('the missing argument did not take the focus');
+  await waitText('#try-status', /Not sent/);
+  await page.keyboard.type(pr.value);
+  await page.keyboard.press('Enter');
+  await waitText('#result-content li.message[data-role="user"]', new RegExp(pr.want.replace(/[.?*+^$()[\]{}|\\/]/g, '\\$&')));
+  await waitText('#result-meta', /The prompt answered.*1 message/);
+  await waitText('#try-status', new RegExp('Got ' + pr.name));
+  if (await page.evaluate(() => document.activeElement && document.activeElement.id) !== 'result-h') fail('the result heading did not take the focus');
+  if (await argInput.getAttribute('aria-invalid') === 'true') fail('the argument is still marked invalid');
+  await a11y('the prompt page');
+  await keyboard('the prompt page', ['Prompt', 'Get prompt', 'Read a resource'], 30);
+  await shot('try-prompt');
+  pass();
+
+  // Read a resource: a listed one, then one from a template (its variable
+  // left in first), a blob, and one that no server has.
+  step = 'read a resource';
+  const rs = plan.resource;
+  const esc = (s) => s.replace(/[.?*+^$()[\]{}|\\/]/g, '\\$&');
+  await page.locator('nav[aria-label="What to try"] >> text=Read a resource').click();
+  await page.waitForURL(base + '/ui/try?kind=resource');
+  await page.locator(`#resource-pick option[value="${rs.uri}"]`).waitFor({state: 'attached'});
+  await page.locator('#resource-pick').selectOption(rs.uri);
+  if (await page.locator('#resource-uri').inputValue() !== rs.uri) fail('picking a resource does not fill its URI');
+  await page.locator('#resource-read').click();
+  await waitText(`#result-content .contents-item[data-uri="${rs.uri}"]`, new RegExp(esc(rs.want)));
+  await waitText('#result-meta', /The server answered/);
+  if (await page.evaluate(() => document.activeElement && document.activeElement.id) !== 'result-h') fail('the result heading did not take the focus');
+  await a11y('the resource page');
+  await keyboard('the resource page', ['Resource', 'URI (required)', 'Read resource'], 30);
+  await shot('try-resource');
+  pass();
+
+  step = 'read a resource: template';
+  await page.locator(`#resource-template option[value="${rs.template}"]`).waitFor({state: 'attached'});
+  await page.locator('#resource-template').selectOption(rs.template);
+  if (await page.locator('#resource-uri').inputValue() !== rs.template) fail('picking a template does not start the URI with it');
+  await waitText('#resource-template-desc', new RegExp(esc(rs.template)));
+  await page.locator('#resource-read').click();
+  await waitText('#resource-uri-error', new RegExp('Replace ' + esc(rs.variable)));
+  if (await page.evaluate(() => document.activeElement && document.activeElement.id) !== 'resource-uri') fail('the URI with a variable left did not take the focus');
+  // The focus selects the variable: typing replaces it.
+  const want = rs.template.replace(rs.variable, rs.value);
+  for (const end = Date.now() + 5000; ;) {
+    const sel = await page.evaluate(() => { const e = document.activeElement; return e.value.slice(e.selectionStart, e.selectionEnd); });
+    if (sel === rs.variable) break;
+    if (Date.now() > end) fail('the template\'s variable is not selected in the URI: ' + JSON.stringify(sel));
+    await page.waitForTimeout(50);
+  }
+  await page.keyboard.type(rs.value);
+  if (await page.locator('#resource-uri').inputValue() !== want) fail('typing over the variable gave ' + await page.locator('#resource-uri').inputValue());
+  await page.keyboard.press('Enter');
+  await waitText(`#result-content .contents-item[data-uri="${want}"]`, new RegExp(esc(rs.templateWant)));
+  if (await page.locator('#resource-uri').getAttribute('aria-invalid') === 'true') fail('the URI is still marked invalid');
+  pass();
+
+  step = 'read a resource: blob';
+  await page.locator('#resource-uri').fill(rs.blob);
+  await page.locator('#resource-read').click();
+  await waitText(`#result-content .contents-item[data-uri="${rs.blob}"]`, /A blob \([^,]+, \d+ bytes\): not shown here/);
+  pass();
+
+  step = 'read a resource: error';
+  await page.locator('#resource-uri').fill(rs.missing);
+  await page.locator('#resource-read').click();
+  await waitText('#result-meta .result-error', /JSON-RPC error -?\d+: .+ \(HTTP \d{3}\)/);
+  await waitText('#try-status', /Failed: JSON-RPC error/);
+  await a11y('the resource page with an error');
+  await shot('try-resource-error');
   pass();
 
   // The audit log, filtered through its form.
