@@ -38,9 +38,32 @@ type Member struct {
 	closed chan struct{} // closed once a stopped member has shut down
 }
 
+// startAttempts bounds the tries of Start: a port found free can be taken
+// by another process (tests run in parallel) before etcd binds it.
+const startAttempts = 5
+
 // Start starts a cluster of n members and stops it when the test ends. It
-// returns once every member is ready, or fails the test.
+// returns once every member is ready, or fails the test. Ports that another
+// process took meanwhile are given up for new ones.
 func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c := newCluster(t, n)
+		err := start(c.Members...)
+		if err == nil {
+			t.Cleanup(c.Stop)
+			return c
+		}
+		c.Stop()
+		if !strings.Contains(err.Error(), "address already in use") || attempt == startAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("etcd cluster, attempt %d: %v; again on other ports", attempt, err)
+	}
+}
+
+// newCluster configures n members on ports free a moment ago.
+func newCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	cfgs := make([]*embed.Config, n)
@@ -63,8 +86,6 @@ func Start(t testing.TB, n int) *Cluster {
 	for _, cfg := range cfgs {
 		cfg.InitialCluster = strings.Join(initial, ",")
 	}
-	t.Cleanup(c.Stop)
-	start(t, c.Members...)
 	return c
 }
 
@@ -76,12 +97,14 @@ func (c *Cluster) Restart(t testing.TB, members ...*Member) {
 	for _, m := range members {
 		m.wait() // its ports are free again
 	}
-	start(t, members...)
+	if err := start(members...); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// start starts members together and waits until each is ready.
-func start(t testing.TB, members ...*Member) {
-	t.Helper()
+// start starts members together and waits until each is ready; the first
+// error is returned once every member has answered.
+func start(members ...*Member) error {
 	errs := make(chan error, len(members))
 	for _, m := range members {
 		go func() {
@@ -103,11 +126,13 @@ func start(t testing.TB, members ...*Member) {
 			}
 		}()
 	}
+	var first error
 	for range members {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
+	return first
 }
 
 // localURL is http://127.0.0.1:PORT with a port free a moment ago.
