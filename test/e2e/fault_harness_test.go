@@ -515,6 +515,29 @@ type streamableSession struct {
 }
 
 // open initializes a streamable HTTP session (2025-06-18).
+// openEvery opens, on wc, a streamable HTTP session with its standalone
+// GET stream and a legacy SSE session: a client of each 2025-era shape, to
+// show that a fault reaches (or spares) every one of them. They are closed
+// when the test ends.
+func openEvery(t *testing.T, ctx context.Context, wc *wireClient) (*streamableSession, *sseStream, *legacySession) {
+	t.Helper()
+	s, err := wc.open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standalone, err := s.stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(standalone.close)
+	legacy, err := wc.openLegacy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(legacy.close)
+	return s, standalone, legacy
+}
+
 func (c *wireClient) open(ctx context.Context) (*streamableSession, error) {
 	id := c.nextID.Add(1)
 	r, h, err := c.post(ctx, "/mcp", id, request(id, "initialize", map[string]any{

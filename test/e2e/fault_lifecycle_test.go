@@ -44,20 +44,7 @@ func TestFaultSIGTERM(t *testing.T) {
 	wc := newWireClient(p.HTTP, adminToken)
 	defer wc.close()
 	ctx := ctxFor(t, 2*time.Minute)
-	s, err := wc.open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	standalone, err := s.stream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer standalone.close()
-	legacy, err := wc.openLegacy(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer legacy.close()
+	s, standalone, legacy := openEvery(t, ctx, wc)
 
 	const sleep = 3000
 	from := len(p.Logs())

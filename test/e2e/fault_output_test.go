@@ -143,20 +143,7 @@ func TestFaultNotificationFlood(t *testing.T) {
 	defer wc.close()
 	ctx := ctxFor(t, 2*time.Minute)
 
-	s, err := wc.open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	standalone, err := s.stream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer standalone.close()
-	legacy, err := wc.openLegacy(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer legacy.close()
+	s, standalone, legacy := openEvery(t, ctx, wc)
 
 	var wg sync.WaitGroup
 	for i, call := range []func(context.Context) (*rpcReply, error){

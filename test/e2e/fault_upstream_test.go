@@ -38,20 +38,7 @@ func TestFaultKilledChild(t *testing.T) {
 	wc := newWireClient(p.HTTP, adminToken)
 	defer wc.close()
 	ctx := ctxFor(t, 3*time.Minute)
-	sess, err := wc.open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	standalone, err := sess.stream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer standalone.close()
-	legacy, err := wc.openLegacy(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer legacy.close()
+	sess, standalone, legacy := openEvery(t, ctx, wc)
 	const changed = "notifications/tools/list_changed"
 
 	for _, how := range []string{"kill -9", "crash"} {

@@ -212,20 +212,7 @@ func TestSecurityRevokedOpenSession(t *testing.T) {
 
 	wc := newWireClient(p.HTTP, victim.AccessToken)
 	defer wc.close()
-	s, err := wc.open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	standalone, err := s.stream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer standalone.close()
-	legacy, err := wc.openLegacy(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer legacy.close()
+	s, standalone, legacy := openEvery(t, ctx, wc)
 	wq := newWireClient(p.HTTP, victim.AccessToken)
 	wq.tokenInQuery = true
 	defer wq.close()
