@@ -16,26 +16,10 @@ import (
 
 	"github.com/atrax-mcp/atrax/controlplane/fleet"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 
@@ -52,7 +36,7 @@ func ids(edges []*atraxv1.EdgeStatus) []string {
 }
 
 func TestConnectReportDisconnect(t *testing.T) {
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	f := fleet.New(fleet.Options{Now: c.Now})
 	if got := f.Edges(); len(got) != 0 {
 		t.Fatalf("Edges of a new fleet = %v, want none", got)
@@ -126,7 +110,7 @@ func TestMultipleStreamsForOneEdge(t *testing.T) {
 	// An edge that reconnects may open its new stream before the control
 	// plane notices the old one ended: the edge stays connected until its
 	// last stream ends.
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	f := fleet.New(fleet.Options{Now: c.Now})
 	first := f.Connect(hello("edge-a"))
 	second := f.Connect(hello("edge-a"))
@@ -156,7 +140,7 @@ func TestMultipleStreamsForOneEdge(t *testing.T) {
 }
 
 func TestForget(t *testing.T) {
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	f := fleet.New(fleet.Options{Now: c.Now})
 	gone := f.Connect(hello("gone"))
 	stays := f.Connect(hello("stays"))
@@ -327,7 +311,7 @@ func TestShare(t *testing.T) {
 }
 
 func TestAll(t *testing.T) {
-	c := &clock{now: t0}
+	c := fakeclock.New(t0)
 	sh := newShared()
 	f := fleet.New(fleet.Options{Replica: "cp-1:4001", Shared: sh, Now: c.Now})
 	defer f.Connect(hello("mine"))()

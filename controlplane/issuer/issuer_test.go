@@ -17,6 +17,7 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 var (
@@ -29,23 +30,6 @@ const (
 	maxTTL = 24 * time.Hour
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 var (
 	opsToken = authn.StaticToken{Name: "ops", Token: "ops-static-token", Scopes: []string{authn.ScopeAdmin, authn.ScopeEdge}}
 	ciClient = issuer.Client{ID: "ci", Secret: "ci-secret", Scopes: []string{authn.ScopeEdge}, Servers: []string{"memory", "git*"}}
@@ -57,7 +41,7 @@ var (
 type env struct {
 	t       *testing.T
 	store   store.Store
-	clock   *clock
+	clock   *fakeclock.Clock
 	mode    string
 	changes atomic.Int32
 }
@@ -69,7 +53,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("boltstore.Open: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &env{t: t, store: st, clock: &clock{now: t0}, mode: authn.ModeToken}
+	return &env{t: t, store: st, clock: fakeclock.New(t0), mode: authn.ModeToken}
 }
 
 // open returns a new verifier and an issuer over the env's store.

@@ -10,6 +10,7 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore"
 	"github.com/atrax-mcp/atrax/controlplane/store/etcdstore/etcdtest"
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 // TestSharedStoreIssuers starts four issuers together on one etcd, as
@@ -21,7 +22,7 @@ func TestSharedStoreIssuers(t *testing.T) {
 	type replica struct {
 		iss   *issuer.Issuer
 		ver   *authn.Verifier
-		clock *clock
+		clock *fakeclock.Clock
 	}
 	replicas := make([]replica, 4)
 	var wg sync.WaitGroup
@@ -31,7 +32,7 @@ func TestSharedStoreIssuers(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		e := &env{t: t, store: st, clock: &clock{now: t0}, mode: authn.ModeToken}
+		e := &env{t: t, store: st, clock: fakeclock.New(t0), mode: authn.ModeToken}
 		wg.Go(func() {
 			i, v := e.open()
 			replicas[n] = replica{i, v, e.clock}

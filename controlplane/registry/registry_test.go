@@ -20,33 +20,17 @@ import (
 	"github.com/atrax-mcp/atrax/controlplane/store/boltstore"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
 	"github.com/atrax-mcp/atrax/internal/config"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // env is a store and a clock that registries can be opened on, again and
 // again, as successive starts of the control plane.
 type env struct {
 	t     *testing.T
 	store store.Store
-	clock *clock
+	clock *fakeclock.Clock
 }
 
 func newEnv(t *testing.T) *env {
@@ -56,7 +40,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("boltstore.Open: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &env{t: t, store: st, clock: &clock{now: t0}}
+	return &env{t: t, store: st, clock: fakeclock.New(t0)}
 }
 
 // open opens a registry on the env's store with the config servers cfg.

@@ -8,27 +8,10 @@ import (
 	"time"
 
 	"github.com/atrax-mcp/atrax/edge/limits"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)} }
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)) }
 
 // refusedBy checks that err is an *Error naming limit.
 func refusedBy(t *testing.T, err error, limit string) *limits.Error {
@@ -69,13 +52,13 @@ func TestRateIsPerToken(t *testing.T) {
 	if err := l.Allow("static:b", 1); err != nil {
 		t.Errorf("another token refused: %v", err)
 	}
-	c.advance(500 * time.Millisecond)
+	c.Advance(500 * time.Millisecond)
 	if err := l.Allow("static:a", 1); err != nil {
 		t.Errorf("refilled request refused: %v", err)
 	}
 	refusedBy(t, l.Allow("static:a", 1), limits.LimitRate)
 	// The bucket never holds more than the burst.
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	for range 3 {
 		if err := l.Allow("static:a", 1); err != nil {
 			t.Fatalf("after a rest: %v", err)
@@ -144,7 +127,7 @@ func TestInFlightRefusalTakesNoRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	_, err = l.Begin("a", 1)
 	refusedBy(t, err, limits.LimitInFlightPerToken)
 	release()
@@ -202,7 +185,7 @@ func TestTokensAreForgotten(t *testing.T) {
 			t.Fatal(err)
 		}
 		release()
-		c.advance(100 * time.Millisecond)
+		c.Advance(100 * time.Millisecond)
 	}
 	// Every bucket refills within 10ms: sweeps keep the state small.
 	if u := l.Usage(); u.Tracked > 2048 || len(u.Tokens) != 0 {

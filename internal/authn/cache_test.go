@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 // These tests look inside the verifier: a cache hit is told from a miss by
@@ -19,26 +21,9 @@ import (
 
 var cacheT0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 type cacheFixture struct {
 	v     *Verifier
-	clock *fakeClock
+	clock *fakeclock.Clock
 	kid   string
 	priv  ed25519.PrivateKey
 	n     int
@@ -50,7 +35,7 @@ func newCacheFixture(t testing.TB, size int) *cacheFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{now: cacheT0}
+	clk := fakeclock.New(cacheT0)
 	v := NewVerifier(Options{Mode: ModeJWT, Issuer: "iss", Audience: "aud", Now: clk.Now, CacheSize: size})
 	v.SetKeys(map[string]ed25519.PublicKey{"k1": pub})
 	return &cacheFixture{v: v, clock: clk, kid: "k1", priv: priv}

@@ -14,30 +14,13 @@ import (
 
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/authn/authntest"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 // t0 is the time of every test clock: whole seconds, as JWT times are.
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is a fake clock for Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *fakeclock.Clock { return fakeclock.New(t0) }
 
 var (
 	opsToken = authn.StaticToken{
@@ -56,7 +39,7 @@ var (
 
 // setup returns a verifier in mode on a fake clock, with the static tokens
 // ops and ci, the service token edge, and one trusted signing key.
-func setup(t *testing.T, mode string) (*authn.Verifier, *clock, string, ed25519.PrivateKey) {
+func setup(t *testing.T, mode string) (*authn.Verifier, *fakeclock.Clock, string, ed25519.PrivateKey) {
 	t.Helper()
 	c := newClock()
 	v := authntest.Verifier(t, func(o *authn.Options) {

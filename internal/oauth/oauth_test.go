@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/atrax-mcp/atrax/internal/authn"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 	"github.com/atrax-mcp/atrax/internal/oauth"
 )
 
@@ -67,24 +68,6 @@ func ecJWK(kid string, k *ecdsa.PublicKey) map[string]any {
 	}
 	n := (len(b) - 1) / 2
 	return map[string]any{"kty": "EC", "kid": kid, "crv": "P-256", "x": b64(b[1 : 1+n]), "y": b64(b[1+n:])}
-}
-
-// clock is a fake clock shared by a Source and a Verifier.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // authServer is an authorization server on 127.0.0.1: metadata at one of
@@ -183,7 +166,7 @@ func (a *authServer) setKeys(keys ...map[string]any) {
 // fixture is a Verifier in oauth mode over a Source of an authServer.
 type fixture struct {
 	a       *authServer
-	clock   *clock
+	clock   *fakeclock.Clock
 	src     *oauth.Source
 	v       *authn.Verifier
 	removed chan []string
@@ -191,7 +174,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, a *authServer, intro *oauth.Introspection) *fixture {
 	t.Helper()
-	f := &fixture{a: a, clock: &clock{now: time.Now().Truncate(time.Second)}, removed: make(chan []string, 8)}
+	f := &fixture{a: a, clock: fakeclock.New(time.Now().Truncate(time.Second)), removed: make(chan []string, 8)}
 	f.src = oauth.New(oauth.Options{
 		Issuer:        a.Issuer,
 		JWKSRefresh:   10 * time.Minute,
