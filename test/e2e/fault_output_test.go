@@ -80,6 +80,33 @@ func (p *proc) longestLine() int {
 	return n
 }
 
+// fixtureGateway runs atrax serve with the test fixture name (its -name
+// flag set to name, args after it, a 10 minute call timeout) as its only
+// server, and returns once the server runs: the process, the peak of the
+// edge's resident memory from now on (rssWatch), and a wire client with the
+// admin token, closed when the test ends.
+func fixtureGateway(t *testing.T, name string, args ...string) (*proc, func() int64, *wireClient) {
+	t.Helper()
+	servers := fmt.Sprintf("%q: ", name) + fixtureDef(t, name, append([]string{"-name", name}, args...), map[string]any{"timeout": "10m"})
+	p := startAtrax(t, "serve", faultConfig(servers, ""), nil)
+	peak := rssWatch(t, p.cmd.Process.Pid)
+	waitUpstreams(t, p, name)
+	wc := newWireClient(p.HTTP, adminToken)
+	t.Cleanup(wc.close)
+	return p, peak, wc
+}
+
+// wantMemoryBounded fails the test when the edge's memory peaked above
+// maxEdgeRSS.
+func wantMemoryBounded(t testing.TB, peak int64) {
+	t.Helper()
+	if peak > maxEdgeRSS {
+		t.Errorf("the edge's memory peaked at %d MiB, want under %d MiB", peak>>20, maxEdgeRSS>>20)
+		return
+	}
+	t.Logf("memory peak %d MiB", peak>>20)
+}
+
 // TestFaultGarbageOutput runs a server that writes garbage to stdout
 // before it even reads its first message and before each answer: text,
 // broken JSON, binary, JSON that is not JSON-RPC, answers to requests
@@ -87,12 +114,7 @@ func (p *proc) longestLine() int {
 // log bounded), keeps the connection, and answers the calls.
 func TestFaultGarbageOutput(t *testing.T) {
 	t.Parallel()
-	servers := `"garbage": ` + fixtureDef(t, "garbage", []string{"-name", "garbage"}, map[string]any{"timeout": "10m"})
-	p := startAtrax(t, "serve", faultConfig(servers, ""), nil)
-	peak := rssWatch(t, p.cmd.Process.Pid)
-	waitUpstreams(t, p, "garbage")
-	wc := newWireClient(p.HTTP, adminToken)
-	defer wc.close()
+	p, peak, wc := fixtureGateway(t, "garbage")
 	ctx := ctxFor(t, 2*time.Minute)
 	s, err := wc.open(ctx)
 	if err != nil {
@@ -122,11 +144,7 @@ func TestFaultGarbageOutput(t *testing.T) {
 	if n := p.longestLine(); n > 8<<10 {
 		t.Errorf("the longest log line is %d bytes: the garbage reached the log unbounded", n)
 	}
-	if got := peak(); got > maxEdgeRSS {
-		t.Errorf("the edge's memory peaked at %d MiB, want under %d MiB", got>>20, maxEdgeRSS>>20)
-	} else {
-		t.Logf("memory peak %d MiB", got>>20)
-	}
+	wantMemoryBounded(t, peak())
 }
 
 // TestFaultNotificationFlood runs a server that sends a thousand
@@ -135,12 +153,7 @@ func TestFaultGarbageOutput(t *testing.T) {
 // edge's memory stays bounded, and nothing crashes.
 func TestFaultNotificationFlood(t *testing.T) {
 	t.Parallel()
-	servers := `"flood": ` + fixtureDef(t, "flood", []string{"-name", "flood", "-background", "1000"}, map[string]any{"timeout": "10m"})
-	p := startAtrax(t, "serve", faultConfig(servers, ""), nil)
-	peak := rssWatch(t, p.cmd.Process.Pid)
-	waitUpstreams(t, p, "flood")
-	wc := newWireClient(p.HTTP, adminToken)
-	defer wc.close()
+	p, peak, wc := fixtureGateway(t, "flood", "-background", "1000")
 	ctx := ctxFor(t, 2*time.Minute)
 
 	s, standalone, legacy := openEvery(t, ctx, wc)
@@ -210,11 +223,7 @@ func TestFaultNotificationFlood(t *testing.T) {
 	if n := standalone.notifications("notifications/message"); n == 0 {
 		t.Errorf("the standalone stream got none of the background notifications")
 	}
-	if got := peak(); got > maxEdgeRSS {
-		t.Errorf("the edge's memory peaked at %d MiB, want under %d MiB", got>>20, maxEdgeRSS>>20)
-	} else {
-		t.Logf("memory peak %d MiB", got>>20)
-	}
+	wantMemoryBounded(t, peak())
 }
 
 // floodCall is the params of a call of flood__flood that asks for
@@ -231,12 +240,7 @@ func floodCall(token string) map[string]any {
 // for the server's 10 minute timeout), with memory bounded throughout.
 func TestFaultEnormousResult(t *testing.T) {
 	t.Parallel()
-	servers := `"huge": ` + fixtureDef(t, "huge", []string{"-name", "huge"}, map[string]any{"timeout": "10m"})
-	p := startAtrax(t, "serve", faultConfig(servers, ""), nil)
-	peak := rssWatch(t, p.cmd.Process.Pid)
-	waitUpstreams(t, p, "huge")
-	wc := newWireClient(p.HTTP, adminToken)
-	defer wc.close()
+	p, peak, wc := fixtureGateway(t, "huge")
 	ctx := ctxFor(t, 3*time.Minute)
 	s, err := wc.open(ctx)
 	if err != nil {
@@ -272,11 +276,7 @@ func TestFaultEnormousResult(t *testing.T) {
 		t.Errorf("huge__echo after the enormous results: %v %+v", err, r)
 	}
 	p.alive(t)
-	if got := peak(); got > maxEdgeRSS {
-		t.Errorf("the edge's memory peaked at %d MiB, want under %d MiB", got>>20, maxEdgeRSS>>20)
-	} else {
-		t.Logf("memory peak %d MiB", got>>20)
-	}
+	wantMemoryBounded(t, peak())
 }
 
 // stalledStream opens an SSE stream on a raw connection with a small
@@ -402,11 +402,7 @@ func TestFaultStalledReader(t *testing.T) {
 			t.Errorf("the drop was not logged: %v", err)
 		}
 		t.Logf("the other client made %d calls meanwhile", stop())
-		if got := peak(); got > maxEdgeRSS {
-			t.Errorf("the edge's memory peaked at %d MiB, want under %d MiB", got>>20, maxEdgeRSS>>20)
-		} else {
-			t.Logf("memory peak %d MiB", got>>20)
-		}
+		wantMemoryBounded(t, peak())
 	})
 
 	t.Run("streamable", func(t *testing.T) {
@@ -434,11 +430,7 @@ func TestFaultStalledReader(t *testing.T) {
 			t.Errorf("the drop was not logged: %v", err)
 		}
 		t.Logf("the other client made %d calls meanwhile", stop())
-		if got := peak(); got > maxEdgeRSS {
-			t.Errorf("the edge's memory peaked at %d MiB, want under %d MiB", got>>20, maxEdgeRSS>>20)
-		} else {
-			t.Logf("memory peak %d MiB", got>>20)
-		}
+		wantMemoryBounded(t, peak())
 	})
 	p.alive(t)
 }
