@@ -84,6 +84,28 @@ func startAtrax(t testing.TB, mode, cfg string, env map[string]string) *proc {
 // snapshot); the process is killed when the test ends.
 func startAtraxIn(t testing.TB, dir, mode, cfg string, env map[string]string) *proc {
 	t.Helper()
+	p := launchAtrax(t, dir, mode, cfg, env)
+	switch mode {
+	case "serve", "controlplane":
+		m := p.waitLog("control plane serving", startTimeout)
+		p.GRPC = str(m["address"])
+	}
+	switch mode {
+	case "serve", "edge":
+		m := p.waitLog("edge serving", startTimeout)
+		p.HTTP = "http://" + str(m["address"])
+		p.EdgeID = str(m["edge_id"])
+		// Until its first snapshot an edge knows no signing keys.
+		p.waitLog("snapshot applied", startTimeout)
+	}
+	return p
+}
+
+// launchAtrax writes cfg to DIR and starts `atrax MODE` on it, without
+// waiting for anything; the process is killed when the test ends, and its
+// stderr shown if the test failed.
+func launchAtrax(t testing.TB, dir, mode, cfg string, env map[string]string) *proc {
+	t.Helper()
 	path := writeConfig(t, dir, cfg)
 	p := &proc{t: t, Mode: mode, Dir: dir, ConfigPath: path, done: make(chan struct{}), changed: make(chan struct{})}
 	p.cmd = exec.Command(atraxBin, mode, "-f", path)
@@ -107,20 +129,6 @@ func startAtraxIn(t testing.TB, dir, mode, cfg string, env map[string]string) *p
 			t.Logf("atrax %s (%s) stderr:\n%s", mode, dir, p.stderr())
 		}
 	})
-
-	switch mode {
-	case "serve", "controlplane":
-		m := p.waitLog("control plane serving", startTimeout)
-		p.GRPC = str(m["address"])
-	}
-	switch mode {
-	case "serve", "edge":
-		m := p.waitLog("edge serving", startTimeout)
-		p.HTTP = "http://" + str(m["address"])
-		p.EdgeID = str(m["edge_id"])
-		// Until its first snapshot an edge knows no signing keys.
-		p.waitLog("snapshot applied", startTimeout)
-	}
 	return p
 }
 

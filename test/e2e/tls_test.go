@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -179,28 +177,7 @@ func servedCert(addr string, pool *x509.CertPool) []byte {
 // to listen: the test expects its Sync to fail.
 func startNoWait(t *testing.T, dir, mode, cfg string) *proc {
 	t.Helper()
-	path := writeConfig(t, dir, cfg)
-	p := &proc{t: t, Mode: mode, Dir: dir, ConfigPath: path, done: make(chan struct{}), changed: make(chan struct{})}
-	p.cmd = exec.Command(atraxBin, mode, "-f", path)
-	p.cmd.Dir = dir
-	p.cmd.Env = processEnv(nil)
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = lineWriter{p}
-	p.cmd.SysProcAttr = sysProcAttr()
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start atrax %s: %v", mode, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("atrax %s (%s) stderr:\n%s", mode, dir, p.stderr())
-		}
-	})
+	p := launchAtrax(t, dir, mode, cfg, nil)
 	m := p.waitLog("edge serving", startTimeout)
 	p.HTTP = "http://" + str(m["address"])
 	return p
