@@ -202,7 +202,9 @@
     const p = {...params, _meta: {
       ...(params._meta || {}),
       'io.modelcontextprotocol/protocolVersion': STATELESS,
-      'io.modelcontextprotocol/clientCapabilities': {},
+      // A tool may ask its caller to fill in a form (elicitation): the
+      // console answers such a request itself (inputRequired).
+      'io.modelcontextprotocol/clientCapabilities': method === 'tools/call' ? {elicitation: {}} : {},
       'io.modelcontextprotocol/clientInfo': {name: 'atrax-console', version},
     }};
     const h = {
@@ -1352,12 +1354,15 @@
     });
   }
 
-  async function callTool(tool, args) {
+  // callTool calls a tool and shows its result; round holds the answers
+  // to the tool's input requests (inputResponses, requestState) when the
+  // call is retried with them.
+  async function callTool(tool, args, round = {}) {
     const btn = $('#try-call');
     btn.disabled = true;
     status($('#try-status'), 'Calling ' + tool.name + '…');
     const t0 = performance.now();
-    const r = await mcp('tools/call', {name: tool.name, arguments: args}, paramHeaders(tool, args));
+    const r = await mcp('tools/call', {name: tool.name, arguments: args, ...round}, paramHeaders(tool, args));
     const ms = Math.round(performance.now() - t0);
     btn.disabled = false;
     if (r.error) {
@@ -1368,10 +1373,14 @@
       meta.replaceChildren(
         res.isError ? el('span', {class: 'result-error', text: 'The tool returned an error result. '}) : el('span', {class: 'status-ok', text: 'The tool answered. '}),
         tool.name + ' in ' + ms + ' ms.');
-      const parts = [];
       if (res.resultType === 'input_required') {
-        parts.push(el('p', {class: 'banner banner-warn', text: 'The server asked the client for input (' + Object.keys(res.inputRequests || {}).join(', ') + '); the console does not answer such requests. Use an MCP client for this tool.'}));
+        meta.replaceChildren(el('span', {class: 'status-ok', text: 'The tool asks for input. '}), tool.name + ' in ' + ms + ' ms.');
+        content.replaceChildren(inputRequired(tool, args, res));
+        status($('#try-status'), 'The tool asks for input: answer below.');
+        $('#result-h').focus();
+        return;
       }
+      const parts = [];
       for (const c of res.content || []) parts.push(contentItem(c));
       if (res.structuredContent !== undefined) parts.push(el('p', {}, el('strong', {text: 'Structured content'})), el('pre', {class: 'code', text: pretty(res.structuredContent)}));
       if (!parts.length) parts.push(el('p', {class: 'muted', text: 'The result has no content.'}));
@@ -1380,6 +1389,43 @@
     }
     $('#result-h').focus();
     findAudit(tool.name, r.requestId);
+  }
+
+  // inputRequired shows what a tool asks of its caller (a 2026-07-28
+  // input_required result): a form for each elicitation, whose answers
+  // go back with the call's requestState. Anything else it asks (a model's
+  // completion, the client's roots) the console cannot give.
+  function inputRequired(tool, args, res) {
+    const entries = Object.entries(res.inputRequests || {});
+    const other = entries.filter(([, q]) => !q || q.method !== 'elicitation/create' || (q.params || {}).mode === 'url');
+    if (!entries.length || other.length) {
+      const what = other.map(([, q]) => (q && q.method) || 'an unknown request').join(', ') || 'nothing it names';
+      return el('p', {class: 'banner banner-warn', text: 'The tool asks its caller for ' + what + ', which the console cannot answer. Use an MCP client for this tool.'});
+    }
+    const forms = entries.map(([key, q], i) => {
+      const p = q.params || {};
+      const box = el('div', {});
+      const fields = argsForm(box, p.requestedSchema || {}, {prefix: 'input-' + i, none: 'No fields are asked for.'});
+      return {key, fields, node: el('fieldset', {class: 'group', 'data-input': key}, el('legend', {text: p.message || 'The tool asks for input'}), box)};
+    });
+    const answer = (action) => {
+      const inputResponses = {};
+      for (const f of forms) {
+        if (action !== 'accept') { inputResponses[f.key] = {action}; continue; }
+        const read = readArgs(f.fields, true);
+        if (!read.ok) return;
+        inputResponses[f.key] = {action, content: read.args};
+      }
+      callTool(tool, args, {inputResponses, requestState: res.requestState});
+    };
+    const form = el('form', {id: 'try-input', novalidate: true},
+      ...forms.map((f) => f.node),
+      el('div', {class: 'actions'},
+        el('button', {type: 'submit', id: 'try-input-send'}, 'Send'),
+        el('button', {type: 'button', class: 'secondary', id: 'try-input-decline', onclick: () => answer('decline')}, 'Decline'),
+        el('button', {type: 'button', class: 'secondary', id: 'try-input-cancel', onclick: () => answer('cancel')}, 'Cancel')));
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); answer('accept'); });
+    return form;
   }
 
   // findAudit shows the call's audit event: the edge sends it to the

@@ -370,6 +370,36 @@ try {
   await waitText('#result-content', /as JSON/);
   pass();
 
+  // A tool that asks its caller for input (an elicitation, which the edge
+  // turns into an input_required result for the console's stateless
+  // calls): the form is shown, a required field left empty is caught, the
+  // answer sent goes back to the held call, and declining is answered too.
+  step = 'try a tool: input';
+  const ask = plan.elicitTool;
+  await page.goto(base + '/ui/try?tool=' + encodeURIComponent(ask.name));
+  await page.locator(`#try-tool option[value="${ask.name}"]`).waitFor({state: 'attached'});
+  if (await page.locator('#try-tool').inputValue() !== ask.name) fail('the tool of the URL is not selected');
+  await page.locator('#try-call').click();
+  await page.locator('#try-input').waitFor();
+  await waitText('#result-meta', /asks for input/);
+  await waitText('#try-status', /asks for input/);
+  await a11y('the try page asking for input');
+  await shot('try-input');
+  await page.locator('#try-input-send').click();
+  await waitText('#try-input .field-error:not([hidden])', new RegExp(ask.field + ' is required'));
+  const askField = page.locator(`#try-input [name="${ask.field}"]`);
+  if (await askField.getAttribute('aria-invalid') !== 'true') fail('the empty required field is not marked invalid');
+  if (!await askField.evaluate((n) => n === document.activeElement)) fail('the empty required field does not have the focus');
+  await askField.fill(ask.value);
+  await page.locator('#try-input-send').click();
+  await waitText('#result-content', new RegExp(ask.want));
+  await waitText('#result-meta', /The tool answered/);
+  await page.locator('#try-call').click();
+  await page.locator('#try-input').waitFor();
+  await page.locator('#try-input-decline').click();
+  await waitText('#result-content', /declined/);
+  pass();
+
   // Get a prompt, from its server's page: a required argument left empty
   // first, then given.
   step = 'get a prompt';
