@@ -160,7 +160,9 @@ func TestConsole(t *testing.T) {
 		// A tool that asks its caller to fill in a form (elicitation),
 		// with one required field.
 		"elicitTool": map[string]string{"name": "everything__trigger-elicitation-request", "field": "name", "value": "Ada Lovelace", "want": "Name: Ada Lovelace"},
-		"prompt":     map[string]string{"name": "everything__args-prompt", "argument": "city", "value": "Lisbon", "want": "What's weather in Lisbon?"},
+		// A tool that asks its caller for a model's reply (sampling).
+		"samplingTool": map[string]string{"name": "everything__trigger-sampling-request", "prompt": "a haiku about gateways", "reply": "One port, many doors"},
+		"prompt":       map[string]string{"name": "everything__args-prompt", "argument": "city", "value": "Lisbon", "want": "What's weather in Lisbon?"},
 		"resource": map[string]string{"uri": mcpStaticDoc, "want": "Server Instructions",
 			"template": mcpDynamicText, "variable": "{resourceId}", "value": "42", "templateWant": "Resource 42:",
 			"blob": "demo://resource/dynamic/blob/7", "missing": "demo://nobody/has/this"},

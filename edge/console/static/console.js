@@ -202,9 +202,10 @@
     const p = {...params, _meta: {
       ...(params._meta || {}),
       'io.modelcontextprotocol/protocolVersion': STATELESS,
-      // A tool may ask its caller to fill in a form (elicitation): the
-      // console answers such a request itself (inputRequired).
-      'io.modelcontextprotocol/clientCapabilities': method === 'tools/call' ? {elicitation: {}} : {},
+      // A tool may ask its caller to fill in a form (elicitation) or for
+      // a model's reply (sampling): the person at the console gives them
+      // (inputRequired).
+      'io.modelcontextprotocol/clientCapabilities': method === 'tools/call' ? {elicitation: {}, sampling: {}} : {},
       'io.modelcontextprotocol/clientInfo': {name: 'atrax-console', version},
     }};
     const h = {
@@ -1392,29 +1393,38 @@
   }
 
   // inputRequired shows what a tool asks of its caller (a 2026-07-28
-  // input_required result): a form for each elicitation, whose answers
-  // go back with the call's requestState. Anything else it asks (a model's
-  // completion, the client's roots) the console cannot give.
+  // input_required result): a form for each elicitation, and a reply box
+  // for each sampling request (the person at the console answers as the
+  // model would); the answers go back with the call's requestState.
+  // Anything else (the client's roots, a URL to open) the console cannot
+  // give.
   function inputRequired(tool, args, res) {
     const entries = Object.entries(res.inputRequests || {});
-    const other = entries.filter(([, q]) => !q || q.method !== 'elicitation/create' || (q.params || {}).mode === 'url');
+    const answerable = (q) => q && ((q.method === 'elicitation/create' && (q.params || {}).mode !== 'url') || q.method === 'sampling/createMessage');
+    const other = entries.filter(([, q]) => !answerable(q));
     if (!entries.length || other.length) {
       const what = other.map(([, q]) => (q && q.method) || 'an unknown request').join(', ') || 'nothing it names';
       return el('p', {class: 'banner banner-warn', text: 'The tool asks its caller for ' + what + ', which the console cannot answer. Use an MCP client for this tool.'});
     }
-    const forms = entries.map(([key, q], i) => {
-      const p = q.params || {};
-      const box = el('div', {});
-      const fields = argsForm(box, p.requestedSchema || {}, {prefix: 'input-' + i, none: 'No fields are asked for.'});
-      return {key, fields, node: el('fieldset', {class: 'group', 'data-input': key}, el('legend', {text: p.message || 'The tool asks for input'}), box)};
-    });
+    const forms = entries.map(([key, q], i) => q.method === 'sampling/createMessage' ? samplingForm(key, q.params || {}, i) : elicitationForm(key, q.params || {}, i));
+    const sampling = forms.some((f) => f.sampling);
     const answer = (action) => {
+      if (action !== 'accept' && sampling) {
+        // A model's reply cannot be declined: the call is left
+        // unanswered, and the gateway ends it when it stops holding it.
+        form.replaceWith(el('p', {class: 'banner banner-warn', text: 'Not answered: the tool\'s call ends without a reply.'}));
+        status($('#try-status'), 'The tool\'s request was not answered.', false);
+        return;
+      }
       const inputResponses = {};
       for (const f of forms) {
-        if (action !== 'accept') { inputResponses[f.key] = {action}; continue; }
-        const read = readArgs(f.fields, true);
-        if (!read.ok) return;
-        inputResponses[f.key] = {action, content: read.args};
+        if (action === 'accept') {
+          const read = f.read();
+          if (!read.ok) return;
+          inputResponses[f.key] = read.answer;
+        } else {
+          inputResponses[f.key] = {action};
+        }
       }
       callTool(tool, args, {inputResponses, requestState: res.requestState});
     };
@@ -1422,10 +1432,51 @@
       ...forms.map((f) => f.node),
       el('div', {class: 'actions'},
         el('button', {type: 'submit', id: 'try-input-send'}, 'Send'),
-        el('button', {type: 'button', class: 'secondary', id: 'try-input-decline', onclick: () => answer('decline')}, 'Decline'),
+        sampling ? '' : el('button', {type: 'button', class: 'secondary', id: 'try-input-decline', onclick: () => answer('decline')}, 'Decline'),
         el('button', {type: 'button', class: 'secondary', id: 'try-input-cancel', onclick: () => answer('cancel')}, 'Cancel')));
     form.addEventListener('submit', (ev) => { ev.preventDefault(); answer('accept'); });
     return form;
+  }
+
+  // elicitationForm is the form of one elicitation: its requested schema's
+  // fields, as a tool's arguments are.
+  function elicitationForm(key, p, i) {
+    const box = el('div', {});
+    const fields = argsForm(box, p.requestedSchema || {}, {prefix: 'input-' + i, none: 'No fields are asked for.'});
+    return {
+      key,
+      node: el('fieldset', {class: 'group', 'data-input': key}, el('legend', {text: p.message || 'The tool asks for input'}), box),
+      read() {
+        const r = readArgs(fields, true);
+        return {ok: r.ok, answer: {action: 'accept', content: r.args}};
+      },
+    };
+  }
+
+  // samplingForm shows one sampling request (its system prompt and
+  // messages) and a box for the reply, which goes back as the model's.
+  function samplingForm(key, p, i) {
+    const id = 'input-' + i + '-reply';
+    const reply = el('textarea', {id, rows: 4, spellcheck: 'true', 'aria-required': 'true', 'aria-describedby': id + '-error'});
+    const err = el('p', {class: 'field-error', id: id + '-error', hidden: true});
+    const said = (p.messages || []).map((m) => {
+      const parts = [].concat(m.content || []);
+      return el('div', {class: 'message'}, el('p', {class: 'role', text: m.role || 'message'}), ...parts.map(contentItem));
+    });
+    return {
+      key,
+      sampling: true,
+      node: el('fieldset', {class: 'group', 'data-input': key},
+        el('legend', {text: 'The tool asks for a model\'s reply' + (p.maxTokens ? ' (at most ' + p.maxTokens + ' tokens)' : '')}),
+        p.systemPrompt ? el('p', {}, el('strong', {text: 'System prompt: '}), p.systemPrompt) : '',
+        ...said,
+        el('div', {class: 'field'}, el('label', {for: id, text: 'Reply, as the model'}), reply, err)),
+      read() {
+        const text = reply.value.trim();
+        fieldError(reply, err, text ? '' : 'A reply is required.', !text);
+        return {ok: !!text, answer: {role: 'assistant', content: {type: 'text', text}, model: 'atrax-console (a person)', stopReason: 'endTurn'}};
+      },
+    };
   }
 
   // findAudit shows the call's audit event: the edge sends it to the

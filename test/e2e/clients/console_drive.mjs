@@ -400,6 +400,28 @@ try {
   await waitText('#result-content', /declined/);
   pass();
 
+  // A tool that asks for a model's reply (sampling): the person at the
+  // console gives it, after an empty reply is caught.
+  step = 'try a tool: sampling';
+  const smp = plan.samplingTool;
+  await page.goto(base + '/ui/try?tool=' + encodeURIComponent(smp.name));
+  await page.locator(`#try-tool option[value="${smp.name}"]`).waitFor({state: 'attached'});
+  await page.locator('#arg-0').waitFor();
+  await page.locator('#args-form [name="prompt"]').fill(smp.prompt);
+  await page.locator('#try-call').click();
+  await page.locator('#try-input').waitFor();
+  await waitText('#try-input', new RegExp(smp.prompt));
+  if (await page.locator('#try-input-decline').count() !== 0) fail('a model\'s reply offers Decline');
+  await a11y('the try page asking for a model\'s reply');
+  await shot('try-sampling');
+  await page.locator('#try-input-send').click();
+  await waitText('#try-input .field-error:not([hidden])', /reply is required/);
+  await page.locator('#try-input textarea').fill(smp.reply);
+  await page.locator('#try-input-send').click();
+  await waitText('#result-content', new RegExp(smp.reply));
+  await waitText('#result-meta', /The tool answered/);
+  pass();
+
   // Get a prompt, from its server's page: a required argument left empty
   // first, then given.
   step = 'get a prompt';
