@@ -126,7 +126,11 @@ func soak(t *testing.T, duration time.Duration, clients int) {
 		`, "crash": ` + fixtureDef(t, "crasher", []string{"-name", "crash", "-pidfile", pidfile("crash"), "-marker", marker}, map[string]any{"timeout": "10m"})
 	// Clients that go away without a word leave sessions behind; they end
 	// after 5 s idle, so that the edge can be back at its baseline soon.
-	cfg := faultConfig(servers, `"http": {"sessionIdleTimeout": "5s"}`)
+	// Meanwhile they count against the sessions a token may hold: the soak
+	// churns sessions faster than 1,000 in 5 s on a quick machine, and
+	// limits have tests of their own (TestLimits), so they are out of the
+	// way here.
+	cfg := faultConfig(servers, `"http": {"sessionIdleTimeout": "5s"}, "limits": {"maxSessionsPerToken": 1000000, "maxSessions": 1000000}`)
 	p := startAtrax(t, "serve", cfg, debugEnv(nil))
 	waitUpstreams(t, p, upstreams...)
 	wc := newWireClient(p.HTTP, adminToken)
