@@ -20,10 +20,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +35,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
@@ -600,27 +597,9 @@ func (s *Store) AppendAudit(ctx context.Context, events []*atraxv1.AuditEvent) e
 	records := make([]record, len(events))
 	now := time.Now()
 	for i, ev := range events {
-		if ev == nil {
-			return fmt.Errorf("audit event %d: nil", i)
-		}
-		ev = proto.CloneOf(ev)
-		if ev.Id == "" {
-			ev.Id = newID()
-		}
-		if ev.Time == nil {
-			ev.Time = timestamppb.New(now)
-		}
-		if err := ev.Time.CheckValid(); err != nil {
-			return fmt.Errorf("audit event %q: time: %w", ev.Id, err)
-		}
-		t := ev.Time.AsTime()
-		nanos := t.UnixNano()
-		if !time.Unix(0, nanos).Equal(t) {
-			return fmt.Errorf("audit event %q: time %v is out of range", ev.Id, t)
-		}
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+		nanos, v, err := store.EncodeAudit(i, ev, now)
 		if err != nil {
-			return fmt.Errorf("encode audit event %q: %w", ev.Id, err)
+			return err
 		}
 		records[i] = record{nanos: nanos, value: v}
 	}
@@ -666,12 +645,6 @@ func clampNanos(t time.Time) int64 {
 		return 1<<63 - 1
 	}
 	return t.UnixNano()
-}
-
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b) // never fails (crypto/rand since Go 1.24)
-	return hex.EncodeToString(b)
 }
 
 // ListAudit returns the events matching q, newest first, at most q.Limit

@@ -9,7 +9,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atrax-mcp/atrax/controlplane/store"
 	atraxv1 "github.com/atrax-mcp/atrax/gen/atrax/v1"
@@ -70,7 +69,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []*atraxv1.AuditEvent) e
 	records := make([]record, len(events))
 	now := time.Now()
 	for i, ev := range events {
-		nanos, v, err := encodeAudit(i, ev, now)
+		nanos, v, err := store.EncodeAudit(i, ev, now)
 		if err != nil {
 			return err
 		}
@@ -97,35 +96,6 @@ func (s *Store) AppendAudit(ctx context.Context, events []*atraxv1.AuditEvent) e
 		size += len(k) + len(r.value)
 	}
 	return flush()
-}
-
-// encodeAudit checks the i-th event of a batch and returns the Unix
-// nanoseconds of its time and its encoding, with a random ID and the time
-// now when it has none. ev is not modified.
-func encodeAudit(i int, ev *atraxv1.AuditEvent, now time.Time) (int64, []byte, error) {
-	if ev == nil {
-		return 0, nil, fmt.Errorf("audit event %d: nil", i)
-	}
-	ev = proto.CloneOf(ev)
-	if ev.Id == "" {
-		ev.Id = randomHex(16)
-	}
-	if ev.Time == nil {
-		ev.Time = timestamppb.New(now)
-	}
-	if err := ev.Time.CheckValid(); err != nil {
-		return 0, nil, fmt.Errorf("audit event %q: time: %w", ev.Id, err)
-	}
-	t := ev.Time.AsTime()
-	nanos := t.UnixNano()
-	if !time.Unix(0, nanos).Equal(t) {
-		return 0, nil, fmt.Errorf("audit event %q: time %v is out of range", ev.Id, t)
-	}
-	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
-	if err != nil {
-		return 0, nil, fmt.Errorf("encode audit event %q: %w", ev.Id, err)
-	}
-	return nanos, v, nil
 }
 
 // auditKey is the key of an event at Unix nanoseconds nanos, appended

@@ -174,7 +174,7 @@ func (im *importer) copy(ctx context.Context, src store.Store) (Imported, error)
 			return n, fmt.Errorf("read the audit log to copy: %w", err)
 		}
 		for i, ev := range page {
-			nanos, v, err := encodeAudit(i, ev, now)
+			nanos, v, err := store.EncodeAudit(i, ev, now)
 			if err != nil {
 				return n, err
 			}
