@@ -18,6 +18,7 @@ import (
 
 	"github.com/atrax-mcp/atrax/internal/authn"
 	"github.com/atrax-mcp/atrax/internal/authn/authntest"
+	"github.com/atrax-mcp/atrax/internal/fakeclock"
 )
 
 const (
@@ -81,8 +82,7 @@ func (s *fakeSource) keyCalls() int {
 type oauthFixture struct {
 	v   *authn.Verifier
 	src *fakeSource
-	now time.Time
-	mu  sync.Mutex
+	clk *fakeclock.Clock
 	ec  *ecdsa.PrivateKey
 	ed  ed25519.PrivateKey
 }
@@ -97,7 +97,7 @@ func newOAuthFixture(t *testing.T, mutate ...func(*authn.Options)) *oauthFixture
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &oauthFixture{now: oauthNow, ec: ec, ed: ed}
+	f := &oauthFixture{clk: fakeclock.New(oauthNow), ec: ec, ed: ed}
 	f.src = &fakeSource{keys: map[string]authn.OAuthKey{
 		"rsa-1": {ID: "rsa-1", Algorithm: "RS256", Public: &rsaKey().PublicKey},
 		"ec-1":  {ID: "ec-1", Algorithm: "ES256", Public: &ec.PublicKey},
@@ -108,7 +108,7 @@ func newOAuthFixture(t *testing.T, mutate ...func(*authn.Options)) *oauthFixture
 		Issuer:   authntest.Issuer,
 		Audience: authntest.Audience,
 		Static:   []authn.StaticToken{{Name: "ci", Token: "ci-static-token", Scopes: []string{authn.ScopeAdmin}}},
-		Now:      f.clock,
+		Now:      f.clk.Now,
 		OAuth: &authn.OAuthOptions{
 			Issuer:   idpIssuer,
 			Audience: idpAudience,
@@ -131,22 +131,10 @@ func newOAuthFixture(t *testing.T, mutate ...func(*authn.Options)) *oauthFixture
 	return f
 }
 
-func (f *oauthFixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *oauthFixture) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
-
 // claims returns the claims of a good access token at the fixture's time,
 // with extra claims set (nil deletes one).
 func (f *oauthFixture) claims(extra map[string]any) jwt.MapClaims {
-	now := f.clock()
+	now := f.clk.Now()
 	c := jwt.MapClaims{
 		"iss":   idpIssuer,
 		"sub":   "alice",
@@ -363,7 +351,7 @@ func TestOAuthCacheAndRevocation(t *testing.T) {
 	}
 
 	// Never past exp (and the leeway for clock skew), cache or not.
-	f.advance(time.Hour + time.Minute)
+	f.clk.Advance(time.Hour + time.Minute)
 	if _, err := f.v.Verify(ctx, tok); !errors.Is(err, authn.ErrExpired) {
 		t.Errorf("past exp: %v, want expired", err)
 	}
@@ -373,7 +361,7 @@ func TestOAuthCacheAndRevocation(t *testing.T) {
 	if _, err := f.v.Verify(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	f.v.Revoke("idp-jti-2", f.clock().Add(time.Hour))
+	f.v.Revoke("idp-jti-2", f.clk.Now().Add(time.Hour))
 	if _, err := f.v.Verify(ctx, tok); !errors.Is(err, authn.ErrRevoked) {
 		t.Errorf("revoked: %v", err)
 	}
