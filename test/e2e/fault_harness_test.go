@@ -850,28 +850,42 @@ func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d", e.Statu
 
 // call sends a request and waits for its answer on the stream.
 func (s *legacySession) call(ctx context.Context, method string, params any) (*rpcReply, error) {
+	wait, err := s.start(ctx, method, params)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// start sends a request and returns once the edge has accepted it (202);
+// wait then waits for its answer on the stream.
+func (s *legacySession) start(ctx context.Context, method string, params any) (wait func() (*rpcReply, error), err error) {
 	id := s.c.nextID.Add(1)
 	w := make(chan *rpcReply, 1)
 	key := strconv.FormatInt(id, 10)
 	s.mu.Lock()
 	s.waiters[key] = w
 	s.mu.Unlock()
-	defer func() {
+	forget := func() {
 		s.mu.Lock()
 		delete(s.waiters, key)
 		s.mu.Unlock()
-	}()
+	}
 	if err := s.send(ctx, request(id, method, params)); err != nil {
+		forget()
 		return nil, err
 	}
-	select {
-	case r := <-w:
-		return r, nil
-	case <-s.done:
-		return nil, fmt.Errorf("the stream ended: %v", s.err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return func() (*rpcReply, error) {
+		defer forget()
+		select {
+		case r := <-w:
+			return r, nil
+		case <-s.done:
+			return nil, fmt.Errorf("the stream ended: %v", s.err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}, nil
 }
 
 // toolCall is the params of tools/call.

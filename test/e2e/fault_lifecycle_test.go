@@ -48,13 +48,18 @@ func TestFaultSIGTERM(t *testing.T) {
 
 	const sleep = 3000
 	from := len(p.Logs())
+	// The legacy call is in flight once the edge has accepted its POST;
+	// a POST still unanswered at SIGTERM may find its connection closed,
+	// as any HTTP server's shutdown does.
+	legacyWait, err := legacy.start(ctx, "tools/call", toolCall("slow__sleep", map[string]any{"ms": sleep}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := map[string]func() (*rpcReply, error){
 		"streamable": func() (*rpcReply, error) {
 			return s.call(ctx, "tools/call", toolCall("slow__sleep", map[string]any{"ms": sleep}))
 		},
-		"legacy": func() (*rpcReply, error) {
-			return legacy.call(ctx, "tools/call", toolCall("slow__sleep", map[string]any{"ms": sleep}))
-		},
+		"legacy": legacyWait,
 		"stateless": func() (*rpcReply, error) {
 			return wc.stateless(ctx, "tools/call", toolCall("slow__sleep", map[string]any{"ms": sleep}))
 		},
@@ -79,13 +84,15 @@ func TestFaultSIGTERM(t *testing.T) {
 			}
 		}()
 	}
-	// SIGTERM once the server holds every call.
-	n := 0
+	// SIGTERM once the server holds every call. waitLogFrom looks at the
+	// lines again each time one comes: the calls are told apart by their
+	// lines ("slow: sleeping 3s in call N"), never counted twice.
+	sleeping := map[string]bool{}
 	if _, err := p.waitLogFrom(from, func(m map[string]any) bool {
-		if strings.HasPrefix(str(m["msg"]), "slow: sleeping") {
-			n++
+		if msg := str(m["msg"]); strings.HasPrefix(msg, "slow: sleeping") {
+			sleeping[msg] = true
 		}
-		return n == len(calls)
+		return len(sleeping) == len(calls)
 	}, callTimeout); err != nil {
 		t.Fatalf("the calls did not all reach the server: %v", err)
 	}

@@ -243,6 +243,8 @@ func (p *proc) waitLog(msg string, timeout time.Duration) map[string]any {
 }
 
 // waitLogFrom waits for a log line at index from or later that match accepts.
+// match sees every line again each time a new one comes: it must not count
+// calls to itself.
 func (p *proc) waitLogFrom(from int, match func(map[string]any) bool, timeout time.Duration) (map[string]any, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
